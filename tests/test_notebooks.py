@@ -1,0 +1,42 @@
+"Every stage notebook runs under papermill; the library and the notebooks are in sync and clean."
+import filecmp, shutil, subprocess
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = sorted(p for p in (ROOT / "nbs").glob("[0-9]*.ipynb"))
+SMALL = {"00_attention": dict(steps=4), "01_refine": dict(steps=4)}
+
+@pytest.mark.parametrize("nb", NBS, ids=[p.stem for p in NBS])
+def test_notebook_runs_under_papermill(nb, tmp_path):
+    import papermill as pm
+    pm.execute_notebook(str(nb), str(tmp_path / nb.name), parameters=SMALL.get(nb.stem, {}),
+                        kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+
+def test_notebooks_found():
+    assert {"00_attention", "01_refine", "02_prompts"} <= {p.stem for p in NBS}
+
+def _copy(tmp_path):
+    for f in ("settings.ini",): shutil.copy(ROOT / f, tmp_path / f)
+    shutil.copytree(ROOT / "nbs", tmp_path / "nbs")
+    shutil.copytree(ROOT / "dataset_diffusion", tmp_path / "dataset_diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+def test_export_leaves_no_diff(tmp_path):
+    work = _copy(tmp_path)
+    subprocess.run(["nbdev_export"], cwd=work, check=True)
+    cmp = filecmp.dircmp(ROOT / "dataset_diffusion", work / "dataset_diffusion", ignore=["__pycache__"])
+    assert not (cmp.diff_files or cmp.left_only or cmp.right_only), \
+        f"nbdev_export changes the library: {cmp.diff_files + cmp.left_only + cmp.right_only}; run nbdev_export and commit"
+
+def test_notebooks_are_clean(tmp_path):
+    work = _copy(tmp_path)
+    subprocess.run(["nbdev_clean"], cwd=work, check=True)
+    changed = [p.name for p in (ROOT / "nbs").glob("*.ipynb") if p.read_bytes() != (work / "nbs" / p.name).read_bytes()]
+    assert not changed, f"nbdev_clean changes {changed}; run nbdev_clean and commit"
+
+def test_parameters_cells_survive_clean():
+    import json
+    for nb in NBS:
+        cells = json.loads(nb.read_text())["cells"]
+        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), f"{nb.name} has no parameters cell"

@@ -1,0 +1,50 @@
+"Attention capture on the real SD 1.5 and SD 2.1-base UNets (random weights, one step, small latent)."
+import pytest, torch
+from dataset_diffusion.attention import AttentionCapture, attention_layers, default_resolutions
+from dataset_diffusion.models import ARCHITECTURES, random_unet
+
+@pytest.fixture(scope="module", params=["sd15", "sd21-base"])
+def unet(request):
+    with torch.no_grad(): yield random_unet(request.param)
+
+def test_layer_discovery(unet):
+    layers = attention_layers(unet)
+    assert len(layers) == 32
+    sides = sorted({(l.kind, l.side) for l in layers.values()})
+    assert sides == [(k, s) for k in ("cross", "self") for s in (8, 16, 32, 64)]
+    assert sum(l.side == 8 for l in layers.values()) == 2  # the mid block only
+    assert default_resolutions(unet) == (16, 32)
+
+@torch.no_grad()
+def test_capture_shapes_rows_and_output(unet):
+    torch.manual_seed(0)
+    dim = unet.config.cross_attention_dim
+    latent = torch.randn(2, 4, 32, 24)  # 256 x 192 px: maps keep the aspect
+    text, cls = torch.randn(2, 77, dim), torch.randn(1, 77, dim)
+    ref = unet(latent, 500, encoder_hidden_states=text).sample
+    cap = AttentionCapture(unet)
+    with cap:
+        cap.begin(1, cls)
+        out = unet(latent, 500, encoder_hidden_states=text).sample
+    assert (out - ref).abs().max() < 1e-3 * ref.abs().max()
+    assert sum(1 for n, p in unet.attn_processors.items() if type(p).__name__ == "CaptureProcessor") == 0
+    A_s = cap.self_attention()
+    assert A_s.shape == (1, 16 * 12, 16 * 12) and A_s.dtype == torch.float32
+    assert torch.allclose(A_s.sum(-1), torch.ones(1, 16 * 12), atol=1e-4)
+    assert cap.cross_attention(prompt="prompt").shape == (1, 77, 8, 6)
+    cls_maps = cap.cross_attention()
+    assert cls_maps.shape == (1, 77, 8, 6)
+    assert torch.allclose(cls_maps.sum(1), torch.ones(1, 8, 6), atol=1e-4)
+    # the class prompt's maps differ from the generation prompt's
+    assert (cls_maps - cap.cross_attention(prompt="prompt")).abs().max() > 1e-3
+    assert cap.counts[("self", 32)] == 5 and cap.counts[("cross", 16)] == 5
+
+@torch.no_grad()
+def test_timestep_range_skips_steps(unet):
+    cap = AttentionCapture(unet, t_range=(0, 400))
+    dim = unet.config.cross_attention_dim
+    with cap:
+        cap.begin(1)
+        unet(torch.randn(1, 4, 16, 16), 500, encoder_hidden_states=torch.randn(1, 77, dim))
+    assert cap.steps == 0 and cap.sums == {}
+    with pytest.raises(KeyError, match="no self-attention maps at side 32"): cap.self_attention()
