@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_shapes.ipynb #83bbcecf
 from __future__ import annotations
-import json, math, os, re, time
+import json, math, re, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -186,8 +186,8 @@ def training_prompt(s:dict, rng:np.random.Generator) -> str:
 # %% ../nbs/05_shapes.ipynb #d5eca214
 def _save_atomic(obj, path:Path):
     "torch.save to a temporary name, then rename: a checkpoint is complete or absent."
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp); os.replace(tmp, path)
+    from dataset_diffusion.generate import atomic_write
+    atomic_write(path, lambda t: torch.save(obj, t))
 
 def _scenes(n:int, seed:int, path:Path):
     "Images, masks and captions of scenes 0..n-1, cached in `path` (npz)."
@@ -198,8 +198,8 @@ def _scenes(n:int, seed:int, path:Path):
     ss = [scene(i, seed) for i in tqdm(range(n), desc="scenes", mininterval=5)]
     images = np.stack([s["image"] for s in ss])
     meta = [dict(caption=s["caption"], labels=sorted(o["label"] for o in s["objects"])) for s in ss]
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, images=images, captions=json.dumps(meta)); os.replace(tmp, path)
+    from dataset_diffusion.generate import atomic_write
+    atomic_write(path, lambda t: np.savez(t, images=images, captions=json.dumps(meta)))
     return images, meta
 
 # %% ../nbs/05_shapes.ipynb #59378e09
@@ -444,6 +444,7 @@ def write_shapes_voc(
     seed:int=0,           # world seed (the shipped model's is 0)
 ) -> Path:
     "Write Shapes scenes in VOC layout with a captions JSONL; files are written whole or not at all."
+    from dataset_diffusion.generate import atomic_write
     from dataset_diffusion.prompts import save_mask, write_jsonl
     root = Path(root)
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"): (root / sub).mkdir(parents=True, exist_ok=True)
@@ -452,12 +453,10 @@ def write_shapes_voc(
         ids = []
         for i in range(SPLIT_OFFSETS[split], SPLIT_OFFSETS[split] + n):
             s, iid = scene(i, seed), f"shapes_{i:07d}"
-            for path, save in ((root / "JPEGImages" / f"{iid}.jpg", lambda p: Image.fromarray(s["image"]).save(p, "JPEG", quality=95)),
-                               (root / "SegmentationClass" / f"{iid}.png", lambda p: save_mask(s["mask"], p))):
-                tmp = path.with_name(".tmp-" + path.name); save(tmp); os.replace(tmp, path)
+            atomic_write(root / "JPEGImages" / f"{iid}.jpg", lambda p: Image.fromarray(s["image"]).save(p, "JPEG", quality=95))
+            atomic_write(root / "SegmentationClass" / f"{iid}.png", lambda p: save_mask(s["mask"], p))
             ids.append(iid); caps.append(dict(id=iid, caption=s["caption"]))
-        tmp = root / "ImageSets/Segmentation" / f".{split}.txt.tmp"
-        tmp.write_text("".join(f"{i}\n" for i in ids)); os.replace(tmp, root / "ImageSets/Segmentation" / f"{split}.txt")
+        atomic_write(root / "ImageSets/Segmentation" / f"{split}.txt", lambda p: Path(p).write_text("".join(f"{i}\n" for i in ids)))
     write_jsonl(caps, root / "captions.jsonl")
     return root
 
