@@ -16,9 +16,8 @@ import matplotlib.pyplot as plt
 __all__ = ['SHAPES_CLASSES', 'COLOURS', 'SHAPES_WORDS', 'SHAPES_CONFIG', 'PROMPT_MIX', 'SPLIT_OFFSETS', 'shape_mask',
            'background', 'relation', 'caption', 'make_scene', 'build_shapes_components', 'scene', 'training_prompt',
            'train_shapes_model', 'shapes_pipeline_from', 'save_shapes_pipeline', 'caption_objects', 'oracle_mask',
-           'confusion', 'iou_scores', 'miou', 'blob_crop', 'shape_checker', 'train_shape_checker', 'shapes_dir',
-           'load_shape_checker', 'check_image', 'shapes_pipeline', 'write_shapes_voc', 'evaluate_shapes',
-           'show_examples']
+           'blob_crop', 'shape_checker', 'train_shape_checker', 'shapes_dir', 'load_shape_checker', 'check_image',
+           'shapes_pipeline', 'write_shapes_voc', 'evaluate_shapes', 'show_examples']
 
 # %% ../nbs/05_shapes.ipynb #12b38223
 SHAPES_CLASSES = ("background", "circle", "square", "triangle", "star", "ring", "cross", "diamond", "heart")
@@ -335,20 +334,7 @@ def oracle_mask(
     return out
 
 # %% ../nbs/05_shapes.ipynb #5d5ecdc8
-def confusion(pred:np.ndarray, gt:np.ndarray, n:int, ignore:int=255) -> np.ndarray:
-    "(n, n) confusion matrix, rows = ground truth, columns = prediction; `ignore` pixels of either are left out."
-    keep = (gt != ignore) & (pred != ignore)
-    return np.bincount(n * gt[keep].astype(np.int64) + pred[keep], minlength=n * n).reshape(n, n)
-
-def iou_scores(conf:np.ndarray) -> np.ndarray:
-    "Per-class IoU from a confusion matrix; NaN for a class absent from both."
-    tp = np.diag(conf).astype(np.float64)
-    union = conf.sum(0) + conf.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"): return np.where(union > 0, tp / union, np.nan)
-
-def miou(conf:np.ndarray) -> float:
-    "Mean IoU in percent over the classes present."
-    return float(np.nanmean(iou_scores(conf)) * 100)
+from .evaluate import confusion, iou_scores, miou
 
 # %% ../nbs/05_shapes.ipynb #8ff86de4
 def blob_crop(blob:np.ndarray, hidden:np.ndarray, side:int=24) -> torch.Tensor:
