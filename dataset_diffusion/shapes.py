@@ -454,38 +454,45 @@ def evaluate_shapes(
     thresholds=((0.6, 0.5), (0.5, 0.5), (0.4, 0.4), (0.3, 0.3)),  # (fg, bg) pairs scored
     steps:int=25,                # DDIM steps
     guidance_scale:float=4.0,    # classifier-free guidance
-    cross_res=None, self_res=None,  # capture sides; None: the paper's choice scaled
+    cross_res=(8, 16),           # cross-attention sides scored (the Shapes UNet attends at 16 and 8)
+    self_res:int=16,             # self-attention side
+    sources=("class prompt", "appended"),  # class maps from the class prompt encoded alone (the reference) or from the appended tokens of the prompt
     batch_size:int=20,           # images per pipeline call
     seed:int=0,                  # generation seed (scene i uses seed + i)
     checker=None,                # shape checker; None: the shipped one
     keep:int=6,                  # examples kept for figures
-) -> dict:
-    "Prompt fidelity and mIoU of attention masks against oracle masks, for each tau and threshold pair."
+    show=("appended", 16),       # (source, cross side) of the kept examples
+) -> dict:                       # fidelity; miou and confusion keyed by (source, cross side, tau, (fg, bg)); examples; n
+    "Prompt fidelity and mIoU of attention masks against oracle masks, for each class-map source, cross side, tau and thresholds."
     from tqdm.auto import tqdm
-    from dataset_diffusion.attention import generate_with_attention, class_positions, class_maps
+    from dataset_diffusion.attention import generate_with_attention, appended_positions, class_positions, class_maps
     from dataset_diffusion.refine import refined_maps, mask_from_maps
-    checker = checker or load_shape_checker()
-    conf = {(t, th): np.zeros((len(SHAPES_CLASSES),) * 2, np.int64) for t in taus for th in thresholds}
+    checker, tok = checker or load_shape_checker(), pipe.tokenizer
+    conf = {(s, r, t, th): np.zeros((len(SHAPES_CLASSES),) * 2, np.int64) for s in sources for r in cross_res for t in taus for th in thresholds}
     ok, examples = [], []
     for b in tqdm(range(0, n, batch_size), desc="evaluate", mininterval=10):
         ss = [scene(SPLIT_OFFSETS["test"] + i) for i in range(b, min(n, b + batch_size))]
         labels = [sorted(o["label"] for o in s["objects"]) for s in ss]
         cps = [" ".join(SHAPES_CLASSES[l] for l in ls) for ls in labels]
-        out, cap = generate_with_attention(pipe, [s["caption"] + "; " + c for s, c in zip(ss, cps)], cps, cross_res, self_res,
+        prompts = [s["caption"] + "; " + c for s, c in zip(ss, cps)]
+        out, cap = generate_with_attention(pipe, prompts, cps, tuple(cross_res), self_res,
                                            num_inference_steps=steps, guidance_scale=guidance_scale, output_type="np",
                                            generator=[torch.Generator().manual_seed(seed + b + j) for j in range(len(ss))])
         imgs = (out.images * 255).round().astype(np.uint8)
         for j, (s, ls, cp) in enumerate(zip(ss, labels, cps)):
             oracle = oracle_mask(imgs[j], caption_objects(s["caption"]))
             ok.append(check_image(imgs[j], s["caption"], checker))
-            cm = class_maps(cap.cross_attention()[j], class_positions(pipe.tokenizer, cp, cp.split()))
-            sa = cap.self_attention()[j]
-            for t in taus:
-                maps = refined_maps(cm, sa, t, imgs.shape[1:3])
-                for th in thresholds: conf[(t, th)] += confusion(mask_from_maps(maps, ls, *th).numpy(), oracle, len(SHAPES_CLASSES))
-            if len(examples) < keep:
-                examples.append(dict(prompt=s["caption"] + "; " + cp, image=imgs[j], oracle=oracle, labels=ls, classes=cp.split(),
-                                     maps=refined_maps(cm, None, 0, imgs.shape[1:3]), refined=refined_maps(cm, sa, 4, imgs.shape[1:3])))
+            sa = cap.self_attention(self_res)[j]
+            for src in sources:
+                for r in cross_res:
+                    if src == "class prompt": cm = class_maps(cap.cross_attention(r)[j], class_positions(tok, cp, cp.split()))
+                    else: cm = class_maps(cap.cross_attention(r, "prompt")[j], appended_positions(tok, prompts[j], cp, cp.split()))
+                    for t in taus:
+                        maps = refined_maps(cm, sa, t, imgs.shape[1:3])
+                        for th in thresholds: conf[(src, r, t, th)] += confusion(mask_from_maps(maps, ls, *th).numpy(), oracle, len(SHAPES_CLASSES))
+                    if (src, r) == tuple(show) and len(examples) < keep:
+                        examples.append(dict(prompt=prompts[j], image=imgs[j], oracle=oracle, labels=ls, classes=cp.split(),
+                                             maps=refined_maps(cm, None, 0, imgs.shape[1:3]), refined=refined_maps(cm, sa, 4, imgs.shape[1:3])))
     return dict(fidelity=float(np.mean(ok)), miou={k: miou(c) for k, c in conf.items()}, confusion=conf, examples=examples, n=n)
 
 # %% ../nbs/05_shapes.ipynb #0ec0128e
