@@ -8,7 +8,8 @@ NBS = sorted(p for p in (ROOT / "nbs").glob("[0-9]*.ipynb"))
 SMALL = {"00_attention": dict(steps=4), "01_refine": dict(steps=4), "03_generate": dict(n_items=4),
          "04_segmenter": dict(n_train=40, n_test=12, iters=20), "04a_data": dict(n_show=2), "04b_evaluate": dict(n_random=40),
          "05_shapes": dict(n_show=4, n_eval=4, eval_steps=4),
-         "10_reproduce": dict(n_train=8, n_test=6, steps=3, seg_iters=6, seg_batch=2)}
+         "10_reproduce": dict(n_train=8, n_test=6, steps=3, seg_iters=6, seg_batch=2),
+         "11_ablations": dict(n_train=4, n_test=4, steps=2, gen_batch=4, seg_iters=2, seg_batch=2, taus=[0, 4], tau_segmenter=False)}
 
 @pytest.mark.parametrize("nb", NBS, ids=[p.stem for p in NBS])
 def test_notebook_runs_under_papermill(nb, tmp_path):
@@ -17,7 +18,7 @@ def test_notebook_runs_under_papermill(nb, tmp_path):
                         kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
 
 def test_notebooks_found():
-    assert {"00_attention", "01_refine", "02_prompts", "03_generate", "03a_cli", "04_segmenter", "04a_data", "04b_evaluate", "05_shapes", "06_models", "10_reproduce"} <= {p.stem for p in NBS}
+    assert {"00_attention", "01_refine", "02_prompts", "03_generate", "03a_cli", "04_segmenter", "04a_data", "04b_evaluate", "05_shapes", "06_models", "10_reproduce", "11_ablations"} <= {p.stem for p in NBS}
 
 def _copy(tmp_path):
     for f in ("settings.ini",): shutil.copy(ROOT / f, tmp_path / f)
