@@ -36,12 +36,11 @@ def paper_scale(
 # %% ../nbs/11_ablations.ipynb #1fd47a6b
 def _check_settings(folder:Path, settings:dict):
     "Write `settings` to `folder`/settings.json, or check they equal those already there."
-    from dataset_diffusion.generate import atomic_write
+    from dataset_diffusion.generate import atomic_write, params_diff
     f = folder / "settings.json"
     if f.is_file():
-        old = json.loads(f.read_text())
-        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
-        if diff: raise ValueError(f"{folder} was made with other settings {diff} (old, new): use another folder or delete it")
+        diff = params_diff(json.loads(f.read_text()), settings)
+        if diff: raise ValueError(f"{folder} was made with other settings ({'; '.join(diff)}): use another folder or delete it")
     else: atomic_write(f, lambda p: Path(p).write_text(json.dumps(settings, indent=1)))
 
 def capture_prompts(
@@ -60,7 +59,7 @@ def capture_prompts(
     "Generate `rows` and keep images, class maps (the class words of each prompt, last occurrence) and self-attention; resumable."
     from tqdm.auto import tqdm
     from dataset_diffusion.attention import class_maps, class_positions, generate_with_attention
-    from dataset_diffusion.generate import atomic_write, item_seed
+    from dataset_diffusion.generate import atomic_write, item_seed, to_uint8
     from dataset_diffusion.refine import check_finite
     out, cross_res, self_res = Path(out), tuple(cross_res), tuple(self_res)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +84,7 @@ def capture_prompts(
         cross = {s: cap.cross_attention(s, "prompt") for s in cross_res}
         sa = {s: cap.self_attention(s) for s in self_res}
         saved = [dict(id=r["id"], prompt=r["prompt"], caption=r.get("caption"), labels=list(r["labels"]),
-                      image=(res.images[i] * 255).round().astype(np.uint8),
+                      image=to_uint8(res.images[i]),
                       cross={s: class_maps(cross[s][i], p).half() for s in cross_res}, self={s: sa[s][i].half() for s in self_res})
                  for i, (r, p) in enumerate(zip(chunk, pos))]
         atomic_write(f, lambda p: torch.save(saved, p))
@@ -101,11 +100,11 @@ def variant_masks(
     fg_threshold:float=0.6,  # class threshold
     bg_threshold:float=0.5,  # background threshold; equal to `fg_threshold`: no uncertainty band
 ) -> list[np.ndarray]:     # (H, W) uint8 masks, one per item
-    "The mask of every captured item for one setting of sides, tau and thresholds."
-    from dataset_diffusion.refine import mask_from_maps, refined_maps
+    "The mask of every captured item for one setting of sides, tau and thresholds (`refine.attention_mask`, as `dd-generate`)."
+    from dataset_diffusion.refine import attention_mask
     cross_res = (cross_res,) if isinstance(cross_res, int) else tuple(cross_res)
-    return [mask_from_maps(refined_maps([it["cross"][s].float() for s in cross_res], it["self"][self_res].float(), tau, it["image"].shape[:2]),
-                           it["labels"], fg_threshold, bg_threshold).numpy() for it in items]
+    return [attention_mask([it["cross"][s].float() for s in cross_res], it["self"][self_res].float(), it["labels"], tau,
+                           it["image"].shape[:2], fg_threshold, bg_threshold).numpy() for it in items]
 
 def write_pairs(
     folder,                # output folder (VOC layout, split "train")
