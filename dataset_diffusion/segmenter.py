@@ -329,7 +329,7 @@ def train_segmenter(
         if max_grad_norm: acc.clip_grad_norm_(model.parameters(), max_norm=max_grad_norm)
         opt.step(); sched.step()
         if ema is not None: ema.update_parameters(model)
-        history["loss"].append((step + 1, float(loss)))
+        history["loss"].append((step + 1, loss.item()))
         if (step + 1) % 20 == 0: bar.set_postfix(loss=f"{np.mean([l for _, l in history['loss'][-20:]]):.3f}")
         if val is not None and ((step + 1) % eval_every == 0 or step + 1 == iters) and acc.is_main_process:
             history["val"].append((step + 1, evaluate_model(final(), val, progress=False)["miou"])); wrapped.train()

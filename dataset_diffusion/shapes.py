@@ -17,7 +17,7 @@ __all__ = ['SHAPES_CLASSES', 'COLOURS', 'SHAPES_WORDS', 'SHAPES_CONFIG', 'PROMPT
            'background', 'relation', 'caption', 'make_scene', 'build_shapes_components', 'scene', 'training_prompt',
            'train_shapes_model', 'shapes_pipeline_from', 'save_shapes_pipeline', 'caption_objects', 'oracle_mask',
            'blob_crop', 'shape_checker', 'train_shape_checker', 'shapes_dir', 'load_shape_checker', 'check_image',
-           'shapes_pipeline', 'write_shapes_voc', 'evaluate_shapes', 'show_examples']
+           'finetune_decoder', 'shapes_pipeline', 'write_shapes_voc', 'evaluate_shapes', 'show_examples']
 
 # %% ../nbs/05_shapes.ipynb #12b38223
 SHAPES_CLASSES = ("background", "circle", "square", "triangle", "star", "ring", "cross", "diamond", "heart")
@@ -214,9 +214,11 @@ def train_shapes_model(
     ckpt_every:int=100,     # steps between checkpoints
     device:str|None=None,   # "cuda" when available, else "cpu"
     callback=None,          # called as callback(step, components) after each checkpoint
+    snr_gamma:float|None=None,  # Min-SNR-gamma loss weights (Hang et al. 2023; diffusers' `--snr_gamma`); None: plain MSE
 ) -> dict:                  # trained components (EMA weights) and the loss history
     "Train the Shapes model from scratch, or resume the run in `out`."
     from diffusers import DDPMScheduler
+    from diffusers.training_utils import compute_snr
     from tqdm.auto import tqdm
     from dataset_diffusion.prompts import build_prompt
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -250,6 +252,7 @@ def train_shapes_model(
         st.update(stage="unet", scaling=float(1 / lat.std()), vae=vae.state_dict()); st.pop("vae_opt", None)
         torch.save(lat, out / "latents.pt"); _save_atomic(st, st_path)
     vae.register_to_config(scaling_factor=st["scaling"])
+    if (out / "decoder.pt").exists(): vae.load_state_dict(torch.load(out / "decoder.pt")["decoder"], strict=False)
     lat = torch.load(out / "latents.pt") * st["scaling"]
     sched = DDPMScheduler(**{k: v for k, v in SHAPES_CONFIG["scheduler"].items() if k != "set_alpha_to_one"})
     text.to(device); unet.to(device)
@@ -259,6 +262,8 @@ def train_shapes_model(
     if "unet" in st:
         unet.load_state_dict(st["unet"]); text.load_state_dict(st["text"]); opt.load_state_dict(st["opt"])
         avg = [a.to(device) for a in st["ema"]]
+    if st.get("snr_gamma") != snr_gamma: st.setdefault("changes", []).append(dict(step=st["step"], snr_gamma=snr_gamma))
+    st["snr_gamma"] = snr_gamma
     unet.train(); text.train()
     bar = tqdm(range(st["step"], steps), desc="UNet", mininterval=10)
     for step in bar:
@@ -274,7 +279,10 @@ def train_shapes_model(
         noise = torch.randn_like(z)
         t = torch.randint(0, sched.config.num_train_timesteps, (batch_size,), device=device)
         pred = unet(sched.add_noise(z, noise, t), t, encoder_hidden_states=text(ids)[0]).sample
-        loss = F.mse_loss(pred, noise)
+        if snr_gamma is None: loss = F.mse_loss(pred, noise)
+        else:
+            snr = compute_snr(sched, t)
+            loss = (F.mse_loss(pred, noise, reduction="none").mean((1, 2, 3)) * snr.clamp(max=snr_gamma) / snr).mean()
         opt.zero_grad(); loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
         with torch.no_grad():
@@ -414,6 +422,45 @@ def check_image(
         if k != l: return False
     return True
 
+# %% ../nbs/05_shapes.ipynb #2c12fedc
+def finetune_decoder(
+    out,                   # run folder of `train_shapes_model`, past its VAE stage
+    steps:int=2000,        # decoder steps in all (a finished run continues to a larger number)
+    batch_size:int=32,     # scenes per step
+    lr:float=3e-4,         # AdamW learning rate
+    ckpt_every:int=250,    # steps between checkpoints
+    seed:int=0,            # seed of the batches and of the latent samples
+    device:str|None=None,  # "cuda" when available, else "cpu"
+) -> dict:                 # "decoder" (state dict of the decoder and post_quant_conv) and "losses"
+    "Fine-tune the VAE decoder of the run in `out` on its scenes with the encoder frozen; saved to `out`/decoder.pt."
+    from diffusers import AutoencoderKL
+    from tqdm.auto import tqdm
+    out, device = Path(out), device or ("cuda" if torch.cuda.is_available() else "cpu")
+    st = torch.load(out / "state.pt", weights_only=False) if (out / "state.pt").exists() else {}
+    if st.get("stage") != "unet": raise ValueError(f"{out / 'state.pt'}: no finished VAE stage to fine-tune; run train_shapes_model first")
+    vae = AutoencoderKL(**SHAPES_CONFIG["vae"]); vae.load_state_dict(st["vae"]); vae.to(device)
+    path = out / "decoder.pt"
+    ft = torch.load(path, weights_only=False) if path.exists() else dict(losses=[])
+    if "decoder" in ft: vae.load_state_dict(ft["decoder"], strict=False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    vae.requires_grad_(False)
+    for p in params: p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr)
+    if "opt" in ft: opt.load_state_dict(ft["opt"])
+    images = np.load(out / "scenes.npz")["images"]
+    for i in tqdm(range(len(ft["losses"]), steps), desc="decoder", mininterval=10):
+        rng = np.random.default_rng([seed, 11, i])
+        x = torch.from_numpy(images[rng.integers(0, len(images), batch_size)]).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+        with torch.no_grad(): z = vae.encode(x).latent_dist.sample(torch.Generator(device).manual_seed(int(rng.integers(2**31))))
+        loss = F.mse_loss(vae.decode(z).sample, x)
+        opt.zero_grad(); loss.backward(); opt.step()
+        ft["losses"].append(loss.item())
+        if (i + 1) % ckpt_every == 0 or i + 1 == steps:
+            ft.update(decoder={k: v.cpu() for k, v in vae.state_dict().items() if k.startswith(("decoder.", "post_quant_conv."))},
+                      opt=opt.state_dict())
+            _save_atomic(ft, path)
+    return dict(decoder=ft.get("decoder", {}), losses=ft["losses"])
+
 # %% ../nbs/05_shapes.ipynb #f033e71f
 def shapes_pipeline(device:str|None=None, torch_dtype=torch.float32):
     "The shipped Shapes `StableDiffusionPipeline` (the same as `load_pipeline('shapes')`)."
@@ -453,7 +500,7 @@ def evaluate_shapes(
     taus=(0, 1, 2, 4, 6, 8),     # exponents scored
     thresholds=((0.6, 0.5), (0.5, 0.5), (0.4, 0.4), (0.3, 0.3)),  # (fg, bg) pairs scored
     steps:int=25,                # DDIM steps
-    guidance_scale:float=4.0,    # classifier-free guidance
+    guidance_scale:float=7.5,    # classifier-free guidance
     cross_res=(8, 16),           # cross-attention sides scored (the Shapes UNet attends at 16 and 8)
     self_res:int=16,             # self-attention side
     sources=("class prompt", "appended"),  # class maps from the class prompt encoded alone (the reference) or from the appended tokens of the prompt
