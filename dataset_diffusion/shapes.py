@@ -15,9 +15,9 @@ import matplotlib.pyplot as plt
 # %% auto #0
 __all__ = ['SHAPES_CLASSES', 'COLOURS', 'SHAPES_WORDS', 'SHAPES_CONFIG', 'PROMPT_MIX', 'SPLIT_OFFSETS', 'shape_mask',
            'background', 'relation', 'caption', 'make_scene', 'build_shapes_components', 'scene', 'training_prompt',
-           'train_shapes_model', 'shapes_pipeline_from', 'save_shapes_pipeline', 'caption_objects', 'oracle_mask',
-           'blob_crop', 'shape_checker', 'train_shape_checker', 'shapes_dir', 'load_shape_checker', 'check_image',
-           'finetune_decoder', 'shapes_pipeline', 'write_shapes_voc', 'evaluate_shapes', 'show_examples']
+           'vae_input', 'train_shapes_model', 'shapes_pipeline_from', 'save_shapes_pipeline', 'caption_objects',
+           'oracle_mask', 'blob_crop', 'shape_checker', 'train_shape_checker', 'shapes_dir', 'load_shape_checker',
+           'check_image', 'finetune_decoder', 'shapes_pipeline', 'write_shapes_voc', 'evaluate_shapes', 'show_examples']
 
 # %% ../nbs/05_shapes.ipynb #12b38223
 SHAPES_CLASSES = ("background", "circle", "square", "triangle", "star", "ring", "cross", "diamond", "heart")
@@ -183,6 +183,10 @@ def training_prompt(s:dict, rng:np.random.Generator) -> str:
     return build_prompt(s["caption"], names, kind)[0]
 
 # %% ../nbs/05_shapes.ipynb #d5eca214
+def vae_input(images:np.ndarray, device=None) -> torch.Tensor:
+    "(N, H, W, 3) uint8 images as the VAE's (N, 3, H, W) float input in [-1, 1]."
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+
 def _save_atomic(obj, path:Path):
     "torch.save to a temporary name, then rename: a checkpoint is complete or absent."
     from dataset_diffusion.generate import atomic_write
@@ -229,7 +233,7 @@ def train_shapes_model(
     st = torch.load(st_path, weights_only=False) if st_path.exists() else dict(stage="vae", step=0, losses=[], vae_losses=[])
     images, meta = _scenes(n_scenes, seed, out / "scenes.npz")
     rng = np.random.default_rng([seed, 7, st["step"], len(st["vae_losses"])])
-    to_x = lambda idx: torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+    to_x = lambda idx: vae_input(images[idx], device)
     vae.to(device)
     if "vae" in st: vae.load_state_dict(st["vae"])
     if st["stage"] == "vae":
@@ -442,7 +446,8 @@ def finetune_decoder(
     path = out / "decoder.pt"
     ft = torch.load(path, weights_only=False) if path.exists() else dict(losses=[])
     if "decoder" in ft: vae.load_state_dict(ft["decoder"], strict=False)
-    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    parts = ("decoder.", "post_quant_conv.")
+    params = [p for k, p in vae.named_parameters() if k.startswith(parts)]
     vae.requires_grad_(False)
     for p in params: p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr)
@@ -450,13 +455,13 @@ def finetune_decoder(
     images = np.load(out / "scenes.npz")["images"]
     for i in tqdm(range(len(ft["losses"]), steps), desc="decoder", mininterval=10):
         rng = np.random.default_rng([seed, 11, i])
-        x = torch.from_numpy(images[rng.integers(0, len(images), batch_size)]).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+        x = vae_input(images[rng.integers(0, len(images), batch_size)], device)
         with torch.no_grad(): z = vae.encode(x).latent_dist.sample(torch.Generator(device).manual_seed(int(rng.integers(2**31))))
         loss = F.mse_loss(vae.decode(z).sample, x)
         opt.zero_grad(); loss.backward(); opt.step()
         ft["losses"].append(loss.item())
         if (i + 1) % ckpt_every == 0 or i + 1 == steps:
-            ft.update(decoder={k: v.cpu() for k, v in vae.state_dict().items() if k.startswith(("decoder.", "post_quant_conv."))},
+            ft.update(decoder={k: v.cpu() for k, v in vae.state_dict().items() if k.startswith(parts)},
                       opt=opt.state_dict())
             _save_atomic(ft, path)
     return dict(decoder=ft.get("decoder", {}), losses=ft["losses"])
