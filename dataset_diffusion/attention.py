@@ -292,9 +292,9 @@ def class_maps(
     "Per-class maps: the mean of the maps of each class's tokens."
     return torch.stack([cross[list(p)].mean(0) for p in positions])
 
-def class_positions(tokenizer, prompt:str, classes) -> list[list[int]]:
-    "`token_positions` of every class of `classes` in `prompt`."
-    return [token_positions(tokenizer, prompt, c) for c in classes]
+def class_positions(tokenizer, prompt:str, classes, which:str="last") -> list[list[int]]:
+    "`token_positions` of every class of `classes` in `prompt` (its `which` occurrence)."
+    return [token_positions(tokenizer, prompt, c, which) for c in classes]
 
 # %% ../nbs/00_attention.ipynb #34ef32d8
 def appended_offset(

@@ -131,7 +131,7 @@ class GenerateParams:
     masks:bool = True                # False: plain generation, images only (baselines)
     save_attention:bool = False      # also save class maps and self-attention (fp16, compressed)
     on_missing_class:str = "error"   # a class not in its class prompt: "error" or "skip"
-    class_maps:str = "class_prompt"  # class maps from the class prompt encoded alone (the reference) or the "appended" tokens of the prompt
+    class_maps:str = "class_prompt"  # class maps from the class prompt encoded alone (the reference), the "appended" tokens of the prompt, or its "caption" words (`CLASS_MAPS`)
     prompts_sha256:str|None = None   # hash of the prompts file, filled in by `resolve_params`
 
 # %% ../nbs/03_generate.ipynb #4b7606ca
@@ -142,7 +142,8 @@ def _sha256(path) -> str:
         for b in iter(lambda: f.read(1 << 20), b""): h.update(b)
     return h.hexdigest()
 
-CLASS_MAPS = ("class_prompt", "appended")
+CLASS_MAPS = ("class_prompt", "appended", "caption")
+"Where class maps are read: the class prompt encoded alone; the class names appended to the prompt; the prompt's first mention of each class (the caption's word where it names the class, else the appended name)."
 
 def _check_params(p:GenerateParams):
     "Raise a `ValueError` naming the first invalid setting of `p`."
@@ -230,8 +231,8 @@ def generate_batch(
         if not p.masks:
             return [dict(image=to_uint8(im)) if np.isfinite(im).all() else dict(error="the image holds NaN or inf values")
                     for im in pipe(prompts, **kw).images]
-        appended = p.class_maps == "appended"
-        if appended: items = [_appended_item(pipe.tokenizer, it) for it in items]
+        appended = p.class_maps != "class_prompt"
+        if appended: items = [_prompt_item(pipe.tokenizer, it, p.class_maps) for it in items]
         out, cap = generate_with_attention(pipe, prompts, None if appended else [it["class_prompt"] for it in items],
                                            p.cross_res, p.self_res, p.t_range, **kw)
         if cap.steps == 0: raise ValueError(f"no denoising step has its timestep in t_range {tuple(p.t_range)}")
@@ -240,10 +241,12 @@ def generate_batch(
         return [dict(error=it["error"]) if "error" in it else item_result(im, [c[i] for c in cross], self_attn[i], it, p)
                 for i, (im, it) in enumerate(zip(out.images, items))]
 
-def _appended_item(tokenizer, it:dict) -> dict:
-    "The item with its class positions moved into its prompt (`appended_offset`), or with the reason they cannot be."
-    try: off = appended_offset(tokenizer, it["prompt"], it["class_prompt"])
-    except ValueError as e: return dict(it, error=f"--class-maps appended: {e}")
+def _prompt_item(tokenizer, it:dict, where:str) -> dict:
+    "The item with its class positions in its prompt (`where`: 'appended' or 'caption'), or with the reason they cannot be."
+    try:
+        if where == "caption": return dict(it, positions=class_positions(tokenizer, it["prompt"], it["class_names"], "first"))
+        off = appended_offset(tokenizer, it["prompt"], it["class_prompt"])
+    except ValueError as e: return dict(it, error=f"--class-maps {where}: {e}")
     return dict(it, positions=[[k + off for k in pos] for pos in it["positions"]])
 
 # %% ../nbs/03_generate.ipynb #f47e9a86
@@ -537,7 +540,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--save-attention", action="store_true", help="also save class maps and self-attention (fp16 .npz)")
     p.add_argument("--on-missing-class", default=d.on_missing_class, choices=["error", "skip"], help="a class not in its class prompt (default: %(default)s)")
     p.add_argument("--class-maps", default=d.class_maps, choices=CLASS_MAPS,
-                   help="read class maps from the class prompt encoded alone (the reference) or from the appended tokens of the prompt (default: %(default)s)")
+                   help="read class maps from the class prompt encoded alone (the reference), the appended class names of the prompt, or the prompt's first mention of each class (caption) (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a folder made with other parameters")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

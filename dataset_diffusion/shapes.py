@@ -219,8 +219,9 @@ def train_shapes_model(
     device:str|None=None,   # "cuda" when available, else "cpu"
     callback=None,          # called as callback(step, components) after each checkpoint
     snr_gamma:float|None=None,  # Min-SNR-gamma loss weights (Hang et al. 2023; diffusers' `--snr_gamma`); None: plain MSE
+    init_from=None,         # a saved Shapes pipeline folder (e.g. `shapes_dir()/"pipeline"`) that a new run in `out` continues from
 ) -> dict:                  # trained components (EMA weights) and the loss history
-    "Train the Shapes model from scratch, or resume the run in `out`."
+    "Train the Shapes model from scratch, continue a saved pipeline (`init_from`), or resume the run in `out`."
     from diffusers import DDPMScheduler
     from diffusers.training_utils import compute_snr
     from tqdm.auto import tqdm
@@ -230,8 +231,10 @@ def train_shapes_model(
     comps = build_shapes_components(out, seed)
     tok, text, vae, unet = comps["tokenizer"], comps["text_encoder"], comps["vae"], comps["unet"]
     st_path = out / "state.pt"
-    st = torch.load(st_path, weights_only=False) if st_path.exists() else dict(stage="vae", step=0, losses=[], vae_losses=[])
     images, meta = _scenes(n_scenes, seed, out / "scenes.npz")
+    if st_path.exists(): st = torch.load(st_path, weights_only=False)
+    elif init_from is not None: st = _init_state(init_from, comps, images, out, device)
+    else: st = dict(stage="vae", step=0, losses=[], vae_losses=[])
     rng = np.random.default_rng([seed, 7, st["step"], len(st["vae_losses"])])
     to_x = lambda idx: vae_input(images[idx], device)
     vae.to(device)
@@ -249,10 +252,7 @@ def train_shapes_model(
             st["vae_losses"].append(loss.item())
             if (i + 1) % ckpt_every == 0 or i + 1 == vae_steps:
                 st.update(vae=vae.state_dict(), vae_opt=opt.state_dict()); _save_atomic(st, st_path)
-        vae.eval()
-        with torch.no_grad():
-            lat = torch.cat([vae.encode(to_x(np.arange(i, min(i + 256, n_scenes)))).latent_dist.mean.cpu()
-                             for i in range(0, n_scenes, 256)])
+        lat = _latents(vae, images, device)
         st.update(stage="unet", scaling=float(1 / lat.std()), vae=vae.state_dict()); st.pop("vae_opt", None)
         torch.save(lat, out / "latents.pt"); _save_atomic(st, st_path)
     vae.register_to_config(scaling_factor=st["scaling"])
@@ -264,7 +264,8 @@ def train_shapes_model(
     opt = torch.optim.AdamW(params, lr, weight_decay=1e-2)
     avg = [p.detach().clone() for p in params]
     if "unet" in st:
-        unet.load_state_dict(st["unet"]); text.load_state_dict(st["text"]); opt.load_state_dict(st["opt"])
+        unet.load_state_dict(st["unet"]); text.load_state_dict(st["text"])
+        if "opt" in st: opt.load_state_dict(st["opt"])
         avg = [a.to(device) for a in st["ema"]]
     if st.get("snr_gamma") != snr_gamma: st.setdefault("changes", []).append(dict(step=st["step"], snr_gamma=snr_gamma))
     st["snr_gamma"] = snr_gamma
@@ -298,6 +299,25 @@ def train_shapes_model(
             _save_atomic(st, st_path)
             if callback is not None: callback(step + 1, _ema_components(comps, avg, params))
     return dict(_ema_components(comps, avg, params), losses=st["losses"], vae_losses=st["vae_losses"])
+
+def _latents(vae, images:np.ndarray, device) -> torch.Tensor:
+    "Unscaled latent means of all `images`, 256 at a time."
+    vae.eval()
+    with torch.no_grad():
+        return torch.cat([vae.encode(vae_input(images[i:i + 256], device)).latent_dist.mean.cpu() for i in range(0, len(images), 256)])
+
+def _init_state(folder, comps:dict, images:np.ndarray, out:Path, device) -> dict:
+    "State of a run that continues the pipeline saved in `folder`: its weights, as both the live and the EMA weights; a fresh optimiser."
+    from diffusers import StableDiffusionPipeline
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder), torch_dtype=torch.float32)
+    if pipe.tokenizer.get_vocab() != comps["tokenizer"].get_vocab():
+        raise ValueError(f"{folder}: its tokenizer is not the Shapes world's; only a Shapes pipeline can be continued")
+    lat = _latents(pipe.vae.to(device), images, device)
+    _save_atomic(lat, out / "latents.pt")
+    params = list(pipe.unet.parameters()) + list(pipe.text_encoder.parameters())
+    return dict(stage="unet", step=0, losses=[], vae_losses=[], init_from=str(folder), scaling=pipe.vae.config.scaling_factor,
+                vae=pipe.vae.state_dict(), unet=pipe.unet.state_dict(), text=pipe.text_encoder.state_dict(),
+                ema=[p.detach().clone() for p in params])
 
 def _ema_components(comps:dict, avg, params) -> dict:
     "Copies of the components with the moving-average weights in place of the trained ones."
@@ -508,12 +528,12 @@ def evaluate_shapes(
     guidance_scale:float=7.5,    # classifier-free guidance
     cross_res=(8, 16),           # cross-attention sides scored (the Shapes UNet attends at 16 and 8)
     self_res:int=16,             # self-attention side
-    sources=("class prompt", "appended"),  # class maps from the class prompt encoded alone (the reference) or from the appended tokens of the prompt
+    sources=("class prompt", "appended", "caption"),  # class maps from the class prompt encoded alone (the reference), the appended class names of the prompt, or its caption's class words
     batch_size:int=20,           # images per pipeline call
     seed:int=0,                  # generation seed (scene i uses seed + i)
     checker=None,                # shape checker; None: the shipped one
     keep:int=6,                  # examples kept for figures
-    show=("appended", 16),       # (source, cross side) of the kept examples
+    show=("caption", 8),         # (source, cross side) of the kept examples
 ) -> dict:                       # fidelity; miou and confusion keyed by (source, cross side, tau, (fg, bg)); examples; n
     "Prompt fidelity and mIoU of attention masks against oracle masks, for each class-map source, cross side, tau and thresholds."
     from tqdm.auto import tqdm
@@ -538,7 +558,8 @@ def evaluate_shapes(
             for src in sources:
                 for r in cross_res:
                     if src == "class prompt": cm = class_maps(cap.cross_attention(r)[j], class_positions(tok, cp, cp.split()))
-                    else: cm = class_maps(cap.cross_attention(r, "prompt")[j], appended_positions(tok, prompts[j], cp, cp.split()))
+                    elif src == "appended": cm = class_maps(cap.cross_attention(r, "prompt")[j], appended_positions(tok, prompts[j], cp, cp.split()))
+                    else: cm = class_maps(cap.cross_attention(r, "prompt")[j], class_positions(tok, prompts[j], cp.split(), "first"))
                     for t in taus:
                         maps = refined_maps(cm, sa, t, imgs.shape[1:3])
                         for th in thresholds: conf[(src, r, t, th)] += confusion(mask_from_maps(maps, ls, *th).numpy(), oracle, len(SHAPES_CLASSES))
