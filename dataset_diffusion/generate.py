@@ -131,7 +131,7 @@ class GenerateParams:
     masks:bool = True                # False: plain generation, images only (baselines)
     save_attention:bool = False      # also save class maps and self-attention (fp16, compressed)
     on_missing_class:str = "error"   # a class not in its class prompt: "error" or "skip"
-    class_maps:str = "class_prompt"  # class maps from the class prompt encoded alone (the reference), the "appended" tokens of the prompt, or its "caption" words (`CLASS_MAPS`)
+    class_maps:str = "auto"          # a key of `CLASS_MAPS`, or "auto": "caption" for the Shapes model, else "class_prompt" (the reference's)
     prompts_sha256:str|None = None   # hash of the prompts file, filled in by `resolve_params`
 
 # %% ../nbs/03_generate.ipynb #4b7606ca
@@ -154,21 +154,22 @@ def _check_params(p:GenerateParams):
     if len(p.t_range) != 2 or p.t_range[0] > p.t_range[1]: raise ValueError(f"t_range must be (low, high), got {p.t_range!r}")
     if p.save_attention and not p.masks: raise ValueError("save_attention needs masks (drop --no-masks)")
     if p.on_missing_class not in ("error", "skip"): raise ValueError(f"on_missing_class must be 'error' or 'skip', not {p.on_missing_class!r}")
-    if p.class_maps not in CLASS_MAPS: raise ValueError(f"class_maps must be one of {CLASS_MAPS}, not {p.class_maps!r}")
+    if p.class_maps not in CLASS_MAPS + ("auto",): raise ValueError(f"class_maps must be 'auto' or one of {CLASS_MAPS}, not {p.class_maps!r}")
 
 def resolve_params(
     p:GenerateParams,  # the parameters asked for
     pipe,              # the loaded pipeline
     prompts,           # the prompts file
 ) -> GenerateParams:   # with size, sides and prompts hash filled in
-    "Check `p` and fill in the model's native size, the attention sides and the prompts file's hash."
+    "Check `p` and fill in the model's native size, the attention sides, the class-map source and the prompts file's hash."
     _check_params(p)
     native = pipe.unet.config.sample_size * pipe.vae_scale_factor
     size = native if p.size is None else int(p.size)
     if size % 8: raise ValueError(f"size must be a multiple of 8, got {size}")
     cap = AttentionCapture(pipe.unet, p.cross_res, p.self_res)
     if len(cap.self_res) != 1: raise ValueError(f"self_res must be one side, got {p.self_res!r}")
-    return replace(p, size=size, cross_res=tuple(cap.cross_res), self_res=cap.self_res[0],
+    maps = p.class_maps if p.class_maps != "auto" else "caption" if p.model == "shapes" else "class_prompt"
+    return replace(p, size=size, cross_res=tuple(cap.cross_res), self_res=cap.self_res[0], class_maps=maps,
                    t_range=tuple(p.t_range), prompts_sha256=_sha256(prompts))
 
 # %% ../nbs/03_generate.ipynb #aebba393
@@ -539,8 +540,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-masks", action="store_true", help="plain generation, images only (baselines)")
     p.add_argument("--save-attention", action="store_true", help="also save class maps and self-attention (fp16 .npz)")
     p.add_argument("--on-missing-class", default=d.on_missing_class, choices=["error", "skip"], help="a class not in its class prompt (default: %(default)s)")
-    p.add_argument("--class-maps", default=d.class_maps, choices=CLASS_MAPS,
-                   help="read class maps from the class prompt encoded alone (the reference), the appended class names of the prompt, or the prompt's first mention of each class (caption) (default: %(default)s)")
+    p.add_argument("--class-maps", default=d.class_maps, choices=CLASS_MAPS + ("auto",),
+                   help="read class maps from the class prompt encoded alone (the reference), the appended class names of the prompt, "
+                        "or the prompt's first mention of each class (caption); auto: caption for the Shapes model, else class_prompt (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a folder made with other parameters")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
