@@ -232,12 +232,12 @@ def generate_batch(
         if not p.masks:
             return [dict(image=to_uint8(im)) if np.isfinite(im).all() else dict(error="the image holds NaN or inf values")
                     for im in pipe(prompts, **kw).images]
-        appended = p.class_maps != "class_prompt"
-        if appended: items = [_prompt_item(pipe.tokenizer, it, p.class_maps) for it in items]
-        out, cap = generate_with_attention(pipe, prompts, None if appended else [it["class_prompt"] for it in items],
+        in_prompt = p.class_maps != "class_prompt"
+        if in_prompt: items = [_prompt_item(pipe.tokenizer, it, p.class_maps) for it in items]
+        out, cap = generate_with_attention(pipe, prompts, None if in_prompt else [it["class_prompt"] for it in items],
                                            p.cross_res, p.self_res, p.t_range, **kw)
         if cap.steps == 0: raise ValueError(f"no denoising step has its timestep in t_range {tuple(p.t_range)}")
-        cross = [cap.cross_attention(s, "prompt" if appended else "class") for s in p.cross_res]
+        cross = [cap.cross_attention(s, "prompt" if in_prompt else "class") for s in p.cross_res]
         self_attn = cap.self_attention(p.self_res)
         return [dict(error=it["error"]) if "error" in it else item_result(im, [c[i] for c in cross], self_attn[i], it, p)
                 for i, (im, it) in enumerate(zip(out.images, items))]
