@@ -410,5 +410,6 @@ d = { 'settings': { 'branch': 'main',
                                           'dataset_diffusion.shapes.training_prompt': ( 'shapes.html#training_prompt',
                                                                                         'dataset_diffusion/shapes.py'),
                                           'dataset_diffusion.shapes.vae_input': ('shapes.html#vae_input', 'dataset_diffusion/shapes.py'),
+                                          'dataset_diffusion.shapes.widen_vae': ('shapes.html#widen_vae', 'dataset_diffusion/shapes.py'),
                                           'dataset_diffusion.shapes.write_shapes_voc': ( 'shapes.html#write_shapes_voc',
                                                                                          'dataset_diffusion/shapes.py')}}}
