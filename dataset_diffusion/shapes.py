@@ -193,11 +193,11 @@ def widen_vae(
     from diffusers import AutoencoderKL
     old = vae.config
     if widths is None or list(widths) == list(old.block_out_channels): return vae
-    k = widths[0] // old.block_out_channels[0]
-    if k < 1 or len(widths) != len(old.block_out_channels) or list(widths) != [k * v for v in old.block_out_channels]:
+    factor = widths[0] // old.block_out_channels[0]
+    if factor < 1 or list(widths) != [factor * v for v in old.block_out_channels]:
         raise ValueError(f"widths {list(widths)}: must be {list(old.block_out_channels)} times one whole factor, "
                          f"e.g. {[2 * v for v in old.block_out_channels]}, so that each norm group keeps its channels")
-    groups = k * old.norm_num_groups
+    groups = factor * old.norm_num_groups
     cfg = {k: v for k, v in old.items() if not k.startswith("_")}
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -351,8 +351,8 @@ def _init_state(folder, comps:dict, images:np.ndarray, out:Path, device) -> dict
     _save_atomic(lat, out / "latents.pt")
     params = list(pipe.unet.parameters()) + list(pipe.text_encoder.parameters())
     return dict(stage="unet", step=0, losses=[], vae_losses=[], init_from=str(folder), scaling=pipe.vae.config.scaling_factor,
-                vae=pipe.vae.state_dict(), vae_widths=list(pipe.vae.config.block_out_channels), unet=pipe.unet.state_dict(), text=pipe.text_encoder.state_dict(),
-                ema=[p.detach().clone() for p in params])
+                vae=pipe.vae.state_dict(), vae_widths=list(pipe.vae.config.block_out_channels),
+                unet=pipe.unet.state_dict(), text=pipe.text_encoder.state_dict(), ema=[p.detach().clone() for p in params])
 
 def _ema_components(comps:dict, avg, params) -> dict:
     "Copies of the components with the moving-average weights in place of the trained ones."
