@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 __all__ = ['SHAPES_CLASSES', 'COLOURS', 'SHAPES_WORDS', 'SHAPES_CONFIG', 'PROMPT_MIX', 'SPLIT_OFFSETS', 'shape_mask',
            'background', 'relation', 'caption', 'make_scene', 'build_shapes_components', 'scene', 'training_prompt',
            'widen_vae', 'vae_input', 'train_shapes_model', 'shapes_pipeline_from', 'save_shapes_pipeline',
-           'caption_objects', 'oracle_mask', 'blob_crop', 'shape_checker', 'train_shape_checker', 'shapes_dir',
-           'load_shape_checker', 'check_image', 'finetune_decoder', 'shapes_pipeline', 'write_shapes_voc',
+           'caption_objects', 'oracle_mask', 'blob_crop', 'oracle_blobs', 'shape_checker', 'train_shape_checker',
+           'shapes_dir', 'load_shape_checker', 'check_image', 'finetune_decoder', 'shapes_pipeline', 'write_shapes_voc',
            'evaluate_shapes', 'show_examples']
 
 # %% ../nbs/05_shapes.ipynb #12b38223
@@ -291,7 +291,7 @@ def train_shapes_model(
     vae.register_to_config(scaling_factor=st["scaling"])
     if (out / "decoder.pt").exists():
         ft = torch.load(out / "decoder.pt", weights_only=False)
-        vae = comps["vae"] = widen_vae(vae, ft.get("widths")).to(device); vae.load_state_dict(ft["decoder"], strict=False)
+        vae = comps["vae"] = widen_vae(vae, ft.get("widths")); vae.load_state_dict(ft["decoder"], strict=False)
     lat = torch.load(out / "latents.pt") * st["scaling"]
     sched = DDPMScheduler(**{k: v for k, v in SHAPES_CONFIG["scheduler"].items() if k != "set_alpha_to_one"})
     text.to(device); unet.to(device)
@@ -415,6 +415,12 @@ def blob_crop(blob:np.ndarray, hidden:np.ndarray, side:int=24) -> torch.Tensor:
     grid = F.affine_grid(th.float(), (1, 2, side, side), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False)[0]
 
+def oracle_blobs(image:np.ndarray, text:str) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    "Per object `text` names: its label, its blob in the oracle mask of `image`, and the pixels the other named objects cover."
+    objs = caption_objects(text)
+    om = oracle_mask(image, objs)
+    return [(l, om == l, (om != l) & (om != 0)) for _, l in objs]
+
 def shape_checker() -> torch.nn.Module:
     "The small CNN that names the class of a blob crop (8 outputs: labels 1..8)."
     nn = torch.nn
@@ -423,18 +429,15 @@ def shape_checker() -> torch.nn.Module:
                          nn.Linear(64, len(SHAPES_CLASSES) - 1))
 
 def _object_crops(n:int, seed:int, blur:bool=False):
-    "Crops and labels (0-based) of the first `n` objects of the world with `seed`, cut from oracle masks as `check_image` cuts them."
+    "Crops and labels (0-based) of the first `n` objects of the world with `seed`, cut by `oracle_blobs` as `check_image` cuts them."
     X, Y, i = [], [], 0
     while len(Y) < n:
         s = scene(i, seed); i += 1
         img, rng = s["image"], np.random.default_rng([seed, i])
         if blur and rng.random() < 0.75:  # soft edges, as a decoder draws them
             img = np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2))))
-        objs = caption_objects(s["caption"])
-        om = oracle_mask(img, objs)
-        for _, l in objs:
-            b = om == l
-            if b.sum() >= 20: X.append(blob_crop(b, (om != l) & (om != 0))); Y.append(l - 1)
+        for l, blob, hidden in oracle_blobs(img, s["caption"]):
+            if blob.sum() >= 20: X.append(blob_crop(blob, hidden)); Y.append(l - 1)
     return torch.stack(X[:n]), torch.tensor(Y[:n])
 
 # %% ../nbs/05_shapes.ipynb #45790a56
@@ -477,12 +480,9 @@ def check_image(
 ) -> bool:                 # every named object is there, with the right colour and form
     "True when every 'colour class' of `text` appears in `image` with the right colour and form."
     checker = checker or load_shape_checker()
-    objs = caption_objects(text)
-    om = oracle_mask(image, objs)
-    for _, l in objs:
-        blob = om == l
+    for l, blob, hidden in oracle_blobs(image, text):
         if blob.sum() < min_pixels: return False
-        with torch.no_grad(): k = checker(blob_crop(blob, (om != l) & (om != 0))[None]).argmax(1).item() + 1
+        with torch.no_grad(): k = checker(blob_crop(blob, hidden)[None]).argmax(1).item() + 1
         if k != l: return False
     return True
 
