@@ -17,8 +17,8 @@ __all__ = ['SHAPES_CLASSES', 'COLOURS', 'SHAPES_WORDS', 'SHAPES_CONFIG', 'PROMPT
            'background', 'relation', 'caption', 'make_scene', 'build_shapes_components', 'scene', 'training_prompt',
            'widen_vae', 'vae_input', 'train_shapes_model', 'shapes_pipeline_from', 'save_shapes_pipeline',
            'caption_objects', 'oracle_mask', 'blob_crop', 'oracle_blobs', 'shape_checker', 'train_shape_checker',
-           'shapes_dir', 'load_shape_checker', 'check_image', 'finetune_decoder', 'shapes_pipeline', 'write_shapes_voc',
-           'evaluate_shapes', 'show_examples']
+           'shapes_dir', 'load_shape_checker', 'check_image', 'load_hand_check', 'finetune_decoder', 'shapes_pipeline',
+           'write_shapes_voc', 'evaluate_shapes', 'show_examples']
 
 # %% ../nbs/05_shapes.ipynb #12b38223
 SHAPES_CLASSES = ("background", "circle", "square", "triangle", "star", "ring", "cross", "diamond", "heart")
@@ -485,6 +485,19 @@ def check_image(
         with torch.no_grad(): k = checker(blob_crop(blob, hidden)[None]).argmax(1).item() + 1
         if k != l: return False
     return True
+
+# %% ../nbs/05_shapes.ipynb #e8dbe08b
+def load_hand_check(folder=None) -> tuple[np.ndarray, list[dict], dict]:
+    "A person's verdicts on generated test images: (N, H, W, 3) uint8 images, a label dict per image, and how they were made."
+    folder = Path(folder or shapes_dir() / "hand_check")
+    how = json.loads((folder / "labels.json").read_text())
+    labels, side, cols = how.pop("labels"), how["side"], how["columns"]
+    grid = np.asarray(Image.open(folder / "images.png").convert("RGB"))
+    if grid.shape[0] % side or grid.shape[1] != side * cols:
+        raise ValueError(f"{folder / 'images.png'} is {grid.shape[1]}x{grid.shape[0]} px, not a grid of {cols} columns of {side} px images")
+    imgs = grid.reshape(-1, side, cols, side, 3).transpose(0, 2, 1, 3, 4).reshape(-1, side, side, 3)
+    if len(imgs) < len(labels): raise ValueError(f"{folder / 'images.png'} holds {len(imgs)} images for {len(labels)} labels")
+    return imgs[:len(labels)], labels, how
 
 # %% ../nbs/05_shapes.ipynb #2c12fedc
 def finetune_decoder(
