@@ -55,8 +55,9 @@ def capture_prompts(
     seed:int=0,            # run seed; item seeds as `generate.item_seed`
     batch_size:int=8,      # images per pipeline call
     progress:bool=True,    # tqdm bar
+    which:str="first",     # where a class word is read when the prompt names it twice: "first" (the caption's word, as `dd-generate --class-maps caption`) or "last" (the appended name)
 ) -> list[dict]:           # per item: id, prompt, caption, labels, image (uint8), cross {side: (K, h, w)}, self {side: (N, N)}
-    "Generate `rows` and keep images, class maps (the class words of each prompt, last occurrence) and self-attention; resumable."
+    "Generate `rows` and keep images, class maps (the class words of each prompt, `which` occurrence) and self-attention; resumable."
     from tqdm.auto import tqdm
     from dataset_diffusion.attention import class_maps, class_positions, generate_with_attention
     from dataset_diffusion.generate import atomic_write, item_seed, to_uint8
@@ -64,7 +65,7 @@ def capture_prompts(
     out, cross_res, self_res = Path(out), tuple(cross_res), tuple(self_res)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, dict(cross_res=list(cross_res), self_res=list(self_res), steps=steps, guidance=guidance, seed=seed,
-                              batch_size=batch_size, name_or_path=str(pipe.config.get("_name_or_path", ""))))
+                              batch_size=batch_size, which=which, name_or_path=str(pipe.config.get("_name_or_path", ""))))
     items = []
     for b in tqdm(range(0, len(rows), batch_size), desc="capture", disable=not progress, mininterval=10):
         chunk, f = rows[b:b + batch_size], out / f"batch-{b // batch_size:05d}.pt"
@@ -75,7 +76,7 @@ def capture_prompts(
             items += saved; continue
         pos = []
         for r in chunk:
-            try: pos.append(class_positions(pipe.tokenizer, r["prompt"], [names[l] for l in r["labels"]]))
+            try: pos.append(class_positions(pipe.tokenizer, r["prompt"], [names[l] for l in r["labels"]], which))
             except ValueError as e: raise ValueError(f"item {r['id']!r}: {e}") from None
         gens = [torch.Generator().manual_seed(item_seed(seed, r["id"])) for r in chunk]
         res, cap = generate_with_attention(pipe, [r["prompt"] for r in chunk], None, cross_res, self_res, num_inference_steps=steps,
