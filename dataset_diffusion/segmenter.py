@@ -17,7 +17,8 @@ from .evaluate import confusion, iou_scores, miou
 # %% auto #0
 __all__ = ['RESNETS', 'M2F_SMALL', 'ARCHS', 'TTA_SCALES', 'dilate_resnet_', 'resnet_backbone', 'ASPP', 'DeepLabV3',
            'Mask2FormerSegmenter', 'build_segmenter', 'save_segmenter', 'load_segmenter', 'predict', 'evaluate_model',
-           'StepBatches', 'ema_update', 'plot_curves', 'train_segmenter', 'pseudo_label', 'self_train', 'run', 'main']
+           'StepBatches', 'ema_update', 'plot_curves', 'train_segmenter', 'pseudo_label', 'pseudo_agreement',
+           'self_train', 'run', 'main']
 
 # %% ../nbs/04_segmenter.ipynb #43319432
 RESNETS = {"r50": dict(depths=[3, 4, 6, 3]), "r101": dict(depths=[3, 4, 23, 3]),
@@ -363,6 +364,19 @@ def pseudo_label(
         atomic_write(out / f"{i}.png", lambda f: save_mask(p, f))
     return out
 
+def pseudo_agreement(
+    data:SegDataset,       # pairs whose masks the pseudo-labels would replace
+    pseudo,                # folder of pseudo-label PNGs, one per id of `data`
+) -> float:                # mIoU (%) of the pseudo-labels against the masks, on the masks' labelled pixels
+    "How far pseudo-labels agree with the masks they replace (the uncertain band left out): far below 100, they relabel more than noise."
+    from dataset_diffusion.prompts import read_mask
+    conf = np.zeros((data.num_classes,) * 2, np.int64)
+    for i in data.ids:
+        p, m = read_mask(Path(pseudo) / f"{i}.png"), read_mask(data.mask_path(i))
+        if p.shape != m.shape: raise ValueError(f"{Path(pseudo) / f'{i}.png'} is {p.shape[1]}x{p.shape[0]}, its mask {m.shape[1]}x{m.shape[0]}")
+        conf += confusion(p, m, data.num_classes)
+    return miou(conf)
+
 def self_train(
     model,                 # the segmenter trained on `data`
     data:SegDataset,       # its training pairs (with the training transform)
@@ -374,8 +388,10 @@ def self_train(
     "One round of self-training: pseudo-label the training images with `model`, train a fresh model on them."
     out = Path(out)
     pseudo = pseudo_label(model, data, out / "pseudo", tta, train_kw.get("progress", True))
+    agree = pseudo_agreement(data, pseudo)
     relabelled = SegDataset(data.images, pseudo, data.ids, data.num_classes, data.transform, data.image_ext, f"{data.name} (pseudo)")
-    return train_segmenter(build(), relabelled, out, **train_kw)
+    model, hist = train_segmenter(build(), relabelled, out, **train_kw)
+    return model, dict(hist, pseudo_vs_masks=agree)
 
 # %% ../nbs/04_segmenter.ipynb #0d3aabf5
 def _parser() -> argparse.ArgumentParser:
@@ -442,6 +458,7 @@ def run(
     if a.self_train:
         torch.manual_seed(a.seed)
         model, hist = self_train(model, data, out / "self_train", build, tta=a.tta, **kw)
+        res["self_train_pseudo_vs_masks_miou"] = hist["pseudo_vs_masks"]
         if score: res.update(_scores(model, val, hist, a.iters, a.tta, "self_train_"))
     if acc.is_main_process:
         res.update(classes=names, args=vars(a))
