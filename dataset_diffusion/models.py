@@ -12,7 +12,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 # %% auto #0
 __all__ = ['ARCHITECTURES', 'TINY_WORDS', 'write_word_tokenizer', 'architecture', 'random_unet', 'random_pipeline',
-           'shipped_model_dir', 'load_pipeline']
+           'shipped_model_dir', 'dtype_kwarg', 'load_pipeline']
 
 # %% ../nbs/06_models.ipynb #a1bbcedb
 def _byte_alphabet() -> list[str]:
@@ -136,6 +136,12 @@ def shipped_model_dir() -> Path:
     from importlib.resources import files
     return Path(str(files("dataset_diffusion"))) / "shapes_model"
 
+def dtype_kwarg(dtype) -> dict:
+    "`from_pretrained`'s dtype argument under the name this diffusers takes: `dtype` from 0.40 on (`torch_dtype` warns there), `torch_dtype` before."
+    import diffusers
+    from packaging.version import Version
+    return {"dtype" if Version(diffusers.__version__).release >= (0, 40) else "torch_dtype": dtype}
+
 def load_pipeline(
     model:str="tiny",        # `shapes`, `tiny`, `random:<arch>`, a local folder or a hub id
     torch_dtype=None,        # e.g. `torch.float16` on a GPU; None: float32 (also for folders saved in fp16)
@@ -145,6 +151,7 @@ def load_pipeline(
     "Load a Stable Diffusion pipeline by name, folder or hub id, with the safety checker off."
     if model == "tiny" or model.startswith("random:"):
         pipe = random_pipeline(model.removeprefix("random:"))
+        if torch_dtype is not None: pipe = pipe.to(dtype=torch_dtype)
     elif model == "shapes":
         folder = shipped_model_dir() / "pipeline"
         if not (folder / "model_index.json").is_file(): raise FileNotFoundError(f"the Shapes model is missing from {folder}")
@@ -155,11 +162,10 @@ def load_pipeline(
             raise FileNotFoundError(f"model {model!r} is neither a local folder nor a hub id (owner/name)")
         src = str(local) if local.exists() else model
         try:
-            pipe = StableDiffusionPipeline.from_pretrained(src, torch_dtype=torch_dtype or torch.float32, safety_checker=None,
+            pipe = StableDiffusionPipeline.from_pretrained(src, **dtype_kwarg(torch_dtype or torch.float32), safety_checker=None,
                                                            requires_safety_checker=False, **kwargs)
         except (OSError, ValueError) as e:
             raise OSError(f"could not load the pipeline {model!r}: {e}") from e
-    if torch_dtype is not None: pipe = pipe.to(dtype=torch_dtype)
     if device is not None: pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -344,7 +344,8 @@ def _latents(vae, images:np.ndarray, device) -> torch.Tensor:
 def _init_state(folder, comps:dict, images:np.ndarray, out:Path, device) -> dict:
     "State of a run that continues the pipeline saved in `folder`: its weights, as both the live and the EMA weights; a fresh optimiser."
     from diffusers import StableDiffusionPipeline
-    pipe = StableDiffusionPipeline.from_pretrained(str(folder), torch_dtype=torch.float32)
+    from dataset_diffusion.models import dtype_kwarg
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder), **dtype_kwarg(torch.float32))
     if pipe.tokenizer.get_vocab() != comps["tokenizer"].get_vocab():
         raise ValueError(f"{folder}: its tokenizer is not the Shapes world's; only a Shapes pipeline can be continued")
     lat = _latents(pipe.vae.to(device), images, device)
