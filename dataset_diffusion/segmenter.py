@@ -372,8 +372,9 @@ def pseudo_agreement(
     from dataset_diffusion.prompts import read_mask
     conf = np.zeros((data.num_classes,) * 2, np.int64)
     for i in data.ids:
-        p, m = read_mask(Path(pseudo) / f"{i}.png"), read_mask(data.mask_path(i))
-        if p.shape != m.shape: raise ValueError(f"{Path(pseudo) / f'{i}.png'} is {p.shape[1]}x{p.shape[0]}, its mask {m.shape[1]}x{m.shape[0]}")
+        f = Path(pseudo) / f"{i}.png"
+        p, m = read_mask(f), read_mask(data.mask_path(i))
+        if p.shape != m.shape: raise ValueError(f"{f} is {p.shape[1]}x{p.shape[0]}, its mask {m.shape[1]}x{m.shape[0]}")
         conf += confusion(p, m, data.num_classes)
     return miou(conf)
 
