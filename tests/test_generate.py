@@ -5,9 +5,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from dataset_diffusion.generate import GenerateParams, IMAGES, MASKS, SETS, generate, main
+from dataset_diffusion.vocab import VOC_DISPLAY_NAMES
+from dataset_diffusion.fileio import read_jsonl
+from dataset_diffusion.masks import read_mask
+from dataset_diffusion.voc import IMAGES, MASKS, SETS
 from dataset_diffusion.models import load_pipeline
-from dataset_diffusion.prompts import VOC_DISPLAY_NAMES, make_prompts, read_jsonl, read_mask
+from dataset_diffusion.prompts import make_prompts
+from dataset_diffusion.generate import GenerateParams, generate
+from dataset_diffusion.cli import generate_main as main
 
 N, STEPS, BATCH = 24, 4, 2
 # one thread per process: the 1-process and the 2-process runs do the same arithmetic, and two busy

@@ -31,12 +31,12 @@ def test_capture_shapes_rows_and_output(unet):
     A_s = cap.self_attention()
     assert A_s.shape == (1, 16 * 12, 16 * 12) and A_s.dtype == torch.float32
     assert torch.allclose(A_s.sum(-1), torch.ones(1, 16 * 12), atol=1e-4)
-    assert cap.cross_attention(prompt="prompt").shape == (1, 77, 8, 6)
+    assert cap.cross_attention(source="caption").shape == (1, 77, 8, 6)
     cls_maps = cap.cross_attention()
     assert cls_maps.shape == (1, 77, 8, 6)
     assert torch.allclose(cls_maps.sum(1), torch.ones(1, 8, 6), atol=1e-4)
     # the class prompt's maps differ from the generation prompt's
-    assert (cls_maps - cap.cross_attention(prompt="prompt")).abs().max() > 1e-3
+    assert (cls_maps - cap.cross_attention(source="caption")).abs().max() > 1e-3
     assert cap.counts[("self", 32)] == 5 and cap.counts[("cross", 16)] == 5
 
 @torch.no_grad()

@@ -4,10 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dataset_diffusion.evaluate import evaluate_folders
-from dataset_diffusion.prompts import read_mask, save_mask
+from dataset_diffusion.masks import read_mask, save_mask
+from dataset_diffusion.metrics import evaluate_folders
+from dataset_diffusion.shapes_world import write_shapes_voc
 from dataset_diffusion.segmenter import load_segmenter
-from dataset_diffusion.shapes import write_shapes_voc
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
 BIN = Path(sys.executable).parent
