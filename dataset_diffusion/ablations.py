@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
-from .vocab import SHAPES_CLASSES
 from .fileio import atomic_write
 from .masks import to_uint8
 from .metrics import score_pairs

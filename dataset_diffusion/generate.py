@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_generate.ipynb #b893b2b0
 from __future__ import annotations
-import hashlib, json, re, shutil
+import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 import numpy as np
@@ -15,42 +15,33 @@ from accelerate.utils import parse_flag_from_env
 from tqdm import tqdm
 from . import __version__
 from .vocab import class_names
-from .fileio import atomic_write, json_lines, jsonl_rows, npz_bytes, remove_temp_files, sha256, write_jsonl
+from .fileio import InputError, jsonl_rows, sha256
 from .masks import to_uint8
-from .voc import IMAGES, MASKS, SETS, write_pair, write_split
+from .voc import check_id
 from .models import load_pipeline
 from .tokens import CLASS_MAPS, class_maps, map_positions
 from .attention import AttentionCapture, generate_with_attention
 from .refine import check_finite, mask_from_maps, refined_maps
-from .runs import PartLog, check_folder, params_diff
+from .runs import PartLog, open_run
+from .records import PARTS, finished, item_seed, merge, prepare_folder, read_records, write_item
 
 # %% auto #0
-__all__ = ['DTYPES', 'ATTN', 'PARTS', 'OUTPUTS', 'item_seed', 'read_items', 'chunks', 'GenerateParams', 'resolve_params',
-           'params_json', 'item_result', 'generate_batch', 'read_records', 'finished', 'write_item', 'prepare_folder',
-           'dataset_card', 'merge', 'generate']
-
-# %% ../nbs/13_generate.ipynb #f7c36f1a
-def item_seed(
-    seed:int,     # the run's seed
-    item_id:str,  # the item's id
-) -> int:         # a seed in 0..2**63-1
-    "The generator seed of item `item_id`: a hash of the run seed and the id, independent of batch and process."
-    return int.from_bytes(hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[:8], "big") >> 1
+__all__ = ['DTYPES', 'read_items', 'chunks', 'GenerateParams', 'resolve_params', 'params_json', 'item_result', 'generate_batch',
+           'generate']
 
 # %% ../nbs/13_generate.ipynb #24593a4f
-_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-
 def _check_row(row:dict, where:str, names) -> list[int]:
-    "The labels of prompt `row` after checking its keys, id and labels; errors start with `where`."
+    "The labels of prompt `row` after checking its keys, id, prompts and labels; errors start with `where`."
     missing = [k for k in ("id", "prompt", "class_prompt", "labels") if k not in row]
-    if missing: raise ValueError(f"{where}: missing key(s) {missing}; each row needs id, prompt, class_prompt, labels")
-    if not _ID.match(str(row["id"])): raise ValueError(f"{where}: id {str(row['id'])!r} cannot name a file (letters, digits, '_', '.', '-'; no leading '.' or '-')")
-    if not (isinstance(row["prompt"], str) and isinstance(row["class_prompt"], str)): raise ValueError(f"{where}: prompt and class_prompt must be strings")
+    if missing: raise InputError(f"{where}: missing key(s) {missing}; each row needs id, prompt, class_prompt, labels")
+    check_id(row["id"], where)
+    if not (isinstance(row["prompt"], str) and isinstance(row["class_prompt"], str)): raise InputError(f"{where}: prompt and class_prompt must be strings")
+    if not row["prompt"].strip(): raise InputError(f"{where}: item {row['id']!r}: the prompt is empty")
     labels = row["labels"]
-    if not isinstance(labels, list) or not all(type(l) is int for l in labels): raise ValueError(f"{where}: labels must be a list of integers, got {labels!r}")
+    if not isinstance(labels, list) or not all(type(l) is int for l in labels): raise InputError(f"{where}: labels must be a list of integers, got {labels!r}")
     bad = [l for l in labels if not 0 < l < len(names)]
-    if bad: raise ValueError(f"{where}: label(s) {bad} not in the class vocabulary (1..{len(names) - 1}); choose it with --classes")
-    if len(set(labels)) != len(labels): raise ValueError(f"{where}: repeated labels {labels}")
+    if bad: raise InputError(f"{where}: label(s) {bad} not in the class vocabulary (1..{len(names) - 1}); choose it with --classes")
+    if len(set(labels)) != len(labels): raise InputError(f"{where}: repeated labels {labels}")
     return labels
 
 # %% ../nbs/13_generate.ipynb #3740234b
@@ -67,8 +58,8 @@ def read_items(
     for n, row in jsonl_rows(path):
         where = f"{path}:{n}"
         labels = _check_row(row, where, names)
-        i = str(row["id"])
-        if i in seen: raise ValueError(f"{where}: duplicate id {i!r} (first on line {seen[i]})")
+        i = row["id"]
+        if i in seen: raise InputError(f"{where}: duplicate id {i!r} (first on line {seen[i]})")
         seen[i] = n
         it = dict(id=i, line=n, prompt=row["prompt"], class_prompt=row["class_prompt"], labels=labels,
                   caption=row.get("caption"), class_names=[names[l] for l in labels], positions=None)
@@ -76,11 +67,11 @@ def read_items(
             if not labels: raise ValueError("no class labels")
             if tokenizer is not None: it["positions"] = map_positions(tokenizer, it["prompt"], it["class_prompt"], it["class_names"], source)
         except ValueError as e:
-            if on_missing_class == "error": raise ValueError(f"{where}: item {i!r}: {e} (--on-missing-class skip leaves such items out)") from None
+            if on_missing_class == "error": raise InputError(f"{where}: item {i!r}: {e} (--on-missing-class skip leaves such items out)") from None
             rejects.append(dict(id=i, line=n, prompt=it["prompt"], class_prompt=it["class_prompt"], labels=labels, stage="input", reason=str(e)))
             continue
         items.append(it)
-    if not seen: raise ValueError(f"{path}: no prompts (the file is empty)")
+    if not seen: raise InputError(f"{path}: no prompts (the file is empty)")
     key = lambda r: r["id"]
     return sorted(items, key=key), sorted(rejects, key=key)
 
@@ -204,139 +195,6 @@ def generate_batch(
         self_attn = cap.self_attention(p.self_res)
         return [item_result(im, [c[i] for c in cross], self_attn[i], it, p) for i, (im, it) in enumerate(zip(out.images, items))]
 
-# %% ../nbs/13_generate.ipynb #147b03dd
-ATTN, PARTS = "attention", ".parts"
-
-# %% ../nbs/13_generate.ipynb #bd24e052
-def read_records(out) -> dict[str, dict]:
-    "Records of finished items from metadata.jsonl, rejects.jsonl (generation rejects) and the part files of `out`."
-    out, recs = Path(out), {}
-    for r in json_lines(out/"metadata.jsonl"): recs[r["id"]] = dict(r, status="ok")
-    for r in json_lines(out/"rejects.jsonl"):
-        if r.get("stage") == "generate": recs[r["id"]] = dict(r, status="rejected")
-    for part in sorted((out/PARTS).glob("part-*.jsonl")):
-        for r in json_lines(part): recs[r["id"]] = r
-    return recs
-
-# %% ../nbs/13_generate.ipynb #0e6bd388
-def finished(out, recs:dict) -> set[str]:
-    "Ids of the items of `recs` that are done: rejected, or ok with all their files in `out`."
-    def ok(r): return all((Path(out)/r[k]).is_file() for k in ("image", "mask", "attention") if r.get(k))
-    return {i for i, r in recs.items() if r.get("status") == "rejected" or (r.get("status") == "ok" and ok(r))}
-
-# %% ../nbs/13_generate.ipynb #0c820794
-def write_item(
-    out,               # output folder
-    item:dict,         # the item
-    result:dict,       # its `item_result`
-    p:GenerateParams,  # resolved parameters
-    log:PartLog,       # this process's part file
-) -> dict:             # the record logged
-    "Write an item's image, mask and maps atomically, then log it as finished."
-    out, i = Path(out), item["id"]
-    base = dict(id=i, prompt=item["prompt"], class_prompt=item["class_prompt"], labels=item["labels"])
-    if "error" in result:
-        rec = dict(base, line=item["line"], stage="generate", reason=result["error"], seed=item_seed(p.seed, i), status="rejected")
-        log.add(rec); return rec
-    rec = dict(base, image=f"{IMAGES}/{i}.jpg", mask=f"{MASKS}/{i}.png" if p.masks else None,
-               attention=f"{ATTN}/{i}.npz" if p.save_attention else None, class_names=item["class_names"],
-               caption=item["caption"], seed=item_seed(p.seed, i), model=p.model)
-    write_pair(out, i, result["image"], result["mask"] if p.masks else None)
-    if p.masks:
-        counts = np.bincount(result["mask"].ravel(), minlength=256)
-        rec["pixels"] = {str(l): int(c) for l, c in enumerate(counts) if c}
-    if p.save_attention: atomic_write(out/rec["attention"], lambda t: Path(t).write_bytes(npz_bytes(result["attention"])))
-    rec = dict(rec, params=params_json(p), status="ok")
-    log.add(rec)
-    return rec
-
-# %% ../nbs/13_generate.ipynb #6a8c80dc
-OUTPUTS = (IMAGES, MASKS, "ImageSets", ATTN, PARTS, "metadata.jsonl", "rejects.jsonl", "README.md", "run.json")
-
-def prepare_folder(
-    out,                  # output folder
-    run:dict,             # the content of run.json
-    overwrite:bool=False, # delete this tool's earlier outputs first
-):
-    "Main process: clear old outputs if `overwrite`, remove temporary files, write run.json and the folders."
-    out = Path(out)
-    if overwrite and (out/"run.json").is_file() and json.loads((out/"run.json").read_text())["params"] != run["params"]:
-        for name in OUTPUTS:
-            q = out/name
-            if q.is_dir(): shutil.rmtree(q)
-            elif q.exists(): q.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    remove_temp_files(out)
-    atomic_write(out/"run.json", lambda t: Path(t).write_text(json.dumps(run, indent=1) + "\n"))
-    for sub in (IMAGES, SETS) + ((MASKS,) if run["params"]["masks"] else ()) + ((ATTN,) if run["params"]["save_attention"] else ()):
-        (out/sub).mkdir(parents=True, exist_ok=True)
-
-# %% ../nbs/13_generate.ipynb #32afef2c
-def dataset_card(
-    run:dict,      # the content of run.json
-    counts:dict,   # from `merge`
-    names,         # class display names indexed by label
-) -> str:          # README.md text
-    "The dataset card: what the folder holds, the run's parameters and counts, and how to load it."
-    p = run["params"]
-    lines = ["---", "pretty_name: Dataset Diffusion synthetic segmentation data", "task_categories:", "- image-segmentation", "---", "",
-             "# Synthetic segmentation dataset (Dataset Diffusion)", "",
-             f"Generated by `dd-generate` (dataset-diffusion {run['versions']['dataset_diffusion']}) with `{p['model']}`: "
-             f"{counts['images']} image/mask pairs from {counts['items']} prompts, {counts['rejected']} rejected "
-             "(see `rejects.jsonl`). Masks are read from the model's own cross- and self-attention "
-             "(Nguyen et al., Dataset Diffusion, NeurIPS 2023).", "",
-             "## Layout (Pascal VOC)", "",
-             "- `JPEGImages/<id>.jpg`: images", "- `SegmentationClass/<id>.png`: palette PNG masks, value = label, 0 background, "
-             "255 uncertain (ignore in training)" if p["masks"] else "- no masks (`--no-masks`)",
-             "- `ImageSets/Segmentation/train.txt`: the ids", "- `metadata.jsonl`: per image: paths, prompt, class prompt, labels, "
-             "class names, caption, seed, model, label pixel counts, parameters",
-             "- `rejects.jsonl`: items left out and why; `run.json`: the parameters", "",
-             "## Counts", "", "| label | class | images | pixels % |", "|---|---|---|---|"]
-    total = max(1, sum(counts["pixels"].values()))
-    for l in sorted(set(counts["images_per_label"]) | set(counts["pixels"]), key=int):
-        name = {0: "background", 255: "uncertain"}.get(int(l), names[int(l)] if int(l) < len(names) else "?")
-        lines.append(f"| {l} | {name} | {counts['images_per_label'].get(l, '')} | {100 * counts['pixels'].get(l, 0) / total:.1f} |")
-    lines += ["", "## Parameters", "", "| parameter | value |", "|---|---|"] + [f"| {k} | `{json.dumps(v)}` |" for k, v in p.items()]
-    lines += ["", "## Loading", "", "Any Pascal VOC segmentation loader reads the folder (images `.jpg`, masks `.png`, split "
-              "`ImageSets/Segmentation/train.txt`, ignore index 255), e.g. this package's segmenter stage. With Hugging Face "
-              "`datasets`:", "", "```python", "import json", "from datasets import Dataset, Image",
-              "root = \"path/to/this/folder\"", "rows = [json.loads(l) for l in open(f\"{root}/metadata.jsonl\")]",
-              "ds = Dataset.from_dict({\"image\": [f\"{root}/{r['image']}\" for r in rows],",
-              "                        \"mask\": [f\"{root}/{r['mask']}\" for r in rows],",
-              "                        \"prompt\": [r[\"prompt\"] for r in rows], \"labels\": [r[\"labels\"] for r in rows]})",
-              "ds = ds.cast_column(\"image\", Image()).cast_column(\"mask\", Image())  # masks decode as mode 'P': values are labels",
-              "```", "", "Without `datasets`: `numpy.array(PIL.Image.open(mask_path))` gives the label array."]
-    return "\n".join(lines) + "\n"
-
-# %% ../nbs/13_generate.ipynb #d787d20d
-def merge(
-    out,               # output folder
-    items:list,        # the run's items
-    input_rejects:list,# rows rejected when the prompts were read
-    run:dict,          # the content of run.json
-    names,             # class display names
-) -> dict:             # counts
-    "Main process: merge all records into metadata.jsonl, rejects.jsonl and train.txt (sorted by id), write the card, drop part files."
-    out = Path(out)
-    recs = read_records(out)
-    done, ids = finished(out, recs), [it["id"] for it in items]
-    missing = [i for i in ids if i not in done]
-    if missing: raise RuntimeError(f"{len(missing)} item(s) not finished, e.g. {missing[:3]}: rerun to complete them")
-    strip = lambda r: {k: v for k, v in r.items() if k != "status"}
-    ok = [strip(recs[i]) for i in ids if recs[i]["status"] == "ok"]
-    rejected = sorted(input_rejects + [strip(recs[i]) for i in ids if recs[i]["status"] == "rejected"], key=lambda r: r["id"])
-    write_jsonl(ok, out/"metadata.jsonl")
-    write_jsonl(rejected, out/"rejects.jsonl")
-    write_split(out, "train", [r["id"] for r in ok])
-    per_label, pixels = {}, {}
-    for r in ok:
-        for l in r["labels"]: per_label[str(l)] = per_label.get(str(l), 0) + 1
-        for l, c in r.get("pixels", {}).items(): pixels[l] = pixels.get(l, 0) + c
-    counts = dict(items=len(ids) + len(input_rejects), images=len(ok), rejected=len(rejected), images_per_label=per_label, pixels=pixels)
-    atomic_write(out/"README.md", lambda t: Path(t).write_text(dataset_card(run, counts, names)))
-    if (out/PARTS).is_dir(): shutil.rmtree(out/PARTS)
-    return counts
-
 # %% ../nbs/13_generate.ipynb #ba0c63e9
 def _state():
     "accelerate's `PartialState`, on the CPU (gloo between processes) when there is no GPU."
@@ -364,13 +222,22 @@ def generate(
     if pipe is None: pipe = load_pipeline(p.model, torch_dtype=DTYPES[p.dtype], device=str(state.device))
     p = resolve_params(p, pipe, prompts)
     items, input_rejects = read_items(prompts, names, pipe.tokenizer if p.masks else None, p.on_missing_class, p.class_maps)
-    run = dict(params=params_json(p), versions=_versions())
-    check_folder(out, run["params"], overwrite)
-    state.wait_for_everyone()
-    if state.is_main_process: prepare_folder(out, run, overwrite)
-    state.wait_for_everyone()
-    done = finished(out, read_records(out))
-    state.wait_for_everyone()
+    pj = params_json(p)
+    run, lock = open_run(state, out, pj, "dd-generate", overwrite, lambda: prepare_folder(out, pj, _versions()))
+    try:
+        state.wait_for_everyone()
+        done = finished(out, read_records(out))
+        state.wait_for_everyone()
+        made = _generate_missing(state, pipe, out, items, done, p, run["token"], progress)
+        state.wait_for_everyone()
+        counts = merge(out, items, input_rejects, run, names) if state.is_main_process else {}
+        state.wait_for_everyone()
+    finally:
+        if lock is not None: lock.release()
+    return dict(counts, generated=made)
+
+def _generate_missing(state, pipe, out:Path, items:list, done:set, p:GenerateParams, token:str, progress:bool) -> int:
+    "This process's share of the chunks with a missing item: generate them, write the missing items; the number written."
     batches = chunks(items, p.batch_size)
     todo = [k for k, c in enumerate(batches) if any(it["id"] not in done for it in c)]
     with state.split_between_processes(todo) as mine: mine = list(mine)
@@ -381,9 +248,6 @@ def generate(
         for k in mine:
             for it, r in zip(batches[k], generate_batch(pipe, batches[k], p)):
                 if it["id"] in done: continue
-                write_item(out, it, r, p, log); made += 1; bar.update(1)
+                write_item(out, it, r, params_json(p), log, token); made += 1; bar.update(1)
     finally: log.close(); bar.close()
-    state.wait_for_everyone()
-    counts = merge(out, items, input_rejects, run, names) if state.is_main_process else {}
-    state.wait_for_everyone()
-    return dict(counts, generated=made)
+    return made

@@ -4,10 +4,12 @@
 
 # %% ../nbs/02_masks.ipynb #f9962e2b
 from __future__ import annotations
+import zlib
 from pathlib import Path
 import numpy as np
 from PIL import Image
 from .vocab import IGNORE
+from .fileio import InputError
 
 # %% auto #0
 __all__ = ['palette', 'colorize', 'save_mask', 'read_mask', 'check_mask', 'read_image', 'to_uint8']
@@ -46,15 +48,25 @@ def save_mask(
     return Path(path)
 
 # %% ../nbs/02_masks.ipynb #046ca201
+def _read_pixels(path, what:str, convert=None) -> np.ndarray:
+    "The pixels of the image file at `path` (in mode `convert`, if given), fully decoded; an unreadable file is an `InputError` naming it."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with Image.open(path) as im:
+            if convert is None and im.mode not in ("P", "L"):
+                raise InputError(f"{path}: mask has mode {im.mode!r}; expected a palette ('P') or grey ('L') PNG of labels")
+            im.load()
+            return np.array(im if convert is None else im.convert(convert))
+    except (OSError, SyntaxError, ValueError, zlib.error) as e:
+        if isinstance(e, InputError): raise
+        raise InputError(f"{path}: cannot read this {what} ({e}); the file may be cut short or not an image") from None
+
 def read_mask(
     path, # a PNG whose pixel values are class labels
 ) -> np.ndarray: # uint8 label array (H, W)
     "The label array stored in the palette PNG at `path`."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"mask not found: {path}")
-    with Image.open(path) as im:
-        if im.mode not in ("P", "L"): raise ValueError(f"{path}: mask has mode {im.mode!r}; expected a palette ('P') or grey ('L') PNG of labels")
-        return np.array(im)
+    return _read_pixels(path, "mask")
 
 # %% ../nbs/02_masks.ipynb #32412c9b
 def check_mask(
@@ -64,7 +76,7 @@ def check_mask(
 ) -> np.ndarray:      # `mask`
     "`mask` unchanged, or a ValueError naming `where` and the labels outside the class range."
     bad = [int(v) for v in np.unique(mask) if v >= num_classes and v != IGNORE]
-    if bad: raise ValueError(f"{where}: labels {bad[:10]} are outside 0..{num_classes - 1} (and {IGNORE} = ignore)")
+    if bad: raise InputError(f"{where}: labels {bad[:10]} are outside 0..{num_classes - 1} (and {IGNORE} = ignore)")
     return mask
 
 # %% ../nbs/02_masks.ipynb #df8c2d99
@@ -72,9 +84,7 @@ def read_image(
     path, # a JPEG or PNG image
 ) -> np.ndarray: # uint8 (H, W, 3) RGB
     "The RGB pixels of the image at `path`."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"image not found: {path}")
-    with Image.open(path) as im: return np.array(im.convert("RGB"))
+    return _read_pixels(path, "image", "RGB")
 
 def to_uint8(images:np.ndarray) -> np.ndarray:
     "Images in [0, 1] as uint8, rounded as diffusers rounds them."

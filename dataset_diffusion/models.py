@@ -7,11 +7,13 @@ from __future__ import annotations
 import json, tempfile
 from importlib.resources import files
 from pathlib import Path
+import logging
 import torch
-import diffusers
 from packaging.version import Version
-from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel)
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+logging.getLogger("transformers.utils.import_utils").setLevel(logging.ERROR)  # diffusers' pipelines import image processors we never use; without torchvision transformers warns about them
+import diffusers
+from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel)
 
 # %% auto #0
 __all__ = ['ARCHITECTURES', 'TINY_WORDS', 'write_word_tokenizer', 'architecture', 'random_unet', 'random_pipeline',
@@ -151,7 +153,7 @@ def load_pipeline(
     "Load a Stable Diffusion pipeline by name, folder or hub id, with the safety checker off."
     if model == "tiny" or model.startswith("random:"):
         pipe = random_pipeline(model.removeprefix("random:"))
-        if torch_dtype is not None: pipe = pipe.to(dtype=torch_dtype)
+        if torch_dtype not in (None, torch.float32): pipe = pipe.to(dtype=torch_dtype)
     elif model == "shapes":
         folder = shipped_model_dir() / "pipeline"
         if not (folder / "model_index.json").is_file(): raise FileNotFoundError(f"the Shapes model is missing from {folder}")

@@ -94,7 +94,7 @@ def refined_maps(
     tau:int=4,                # exponent of the self-attention
     size=None,                # (H, W) of the output; None: the self-attention size
 ) -> torch.Tensor:            # (K, H, W) normalised refined maps
-    "Bring class maps to the self-attention grid, refine them, normalise and resize (values stay in [0, 1])."
+    "Bring class maps to the self-attention grid, refine them, normalise to [0, 1] and resize (bicubic: near edges a little outside [0, 1])."
     cross = [cross] if torch.is_tensor(cross) else list(cross)
     for c in cross: check_finite(c, "cross-attention")
     h, w = max(c.shape[-2] for c in cross), max(c.shape[-1] for c in cross)
@@ -104,7 +104,7 @@ def refined_maps(
     maps = torch.stack([resize(c.float(), (h, w)) for c in cross]).mean(0)
     if self_attn is not None and tau > 0: maps = refine(maps, self_attn.float(), tau)
     maps = normalize_maps(maps)
-    return maps if size is None else resize(maps, size).clamp(0, 1)  # bicubic overshoots [0, 1] near edges
+    return maps if size is None else resize(maps, size)
 
 def attention_mask(cross, self_attn, labels, tau:int=4, size=None, fg_threshold:float=0.6, bg_threshold:float=0.5) -> torch.Tensor:
     "The (H, W) uint8 mask of one image from its class maps and self-attention: `refined_maps` then `mask_from_maps`."

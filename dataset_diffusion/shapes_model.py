@@ -15,7 +15,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from tqdm import tqdm
 from .vocab import SHAPES_CLASSES
 from .fileio import atomic_write
-from .models import dtype_kwarg, load_pipeline, shipped_model_dir, write_word_tokenizer
+from .models import dtype_kwarg, load_pipeline, write_word_tokenizer
 from .shapes_world import COLOURS, scene
 from .prompts import build_prompt
 

@@ -4,17 +4,18 @@
 
 # %% ../nbs/05_voc.ipynb #98d2d653
 from __future__ import annotations
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 import numpy as np
 from PIL import Image
 from .vocab import IGNORE, VOC_CLASSES
-from .fileio import atomic_write
+from .fileio import InputError, atomic_write
 from .masks import read_mask, save_mask
 
 # %% auto #0
-__all__ = ['IMAGES', 'MASKS', 'SETS', 'JPEG_QUALITY', 'VOC_SOURCES', 'write_pair', 'write_split', 'voc_split_ids', 'mask_labels',
-           'xml_labels', 'voc_image_classes']
+__all__ = ['IMAGES', 'MASKS', 'SETS', 'JPEG_QUALITY', 'MAX_ID_LENGTH', 'VOC_SOURCES', 'check_id', 'write_pair', 'write_split',
+           'voc_split_ids', 'mask_labels', 'xml_labels', 'voc_image_classes']
 
 # %% ../nbs/05_voc.ipynb #c87e34fd
 IMAGES, MASKS, SETS = "JPEGImages", "SegmentationClass", "ImageSets/Segmentation"
@@ -22,33 +23,51 @@ IMAGES, MASKS, SETS = "JPEGImages", "SegmentationClass", "ImageSets/Segmentation
 JPEG_QUALITY = 95
 "Quality of the JPEG images written."
 
+# %% ../nbs/05_voc.ipynb #f78e71ab
+MAX_ID_LENGTH = 200
+"Longest id: `.<id>.png.<16-hex token>.<8-hex>.tmp.png` stays within 255 bytes."
+_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+def check_id(
+    id,                  # the id to check
+    where:str="",        # where it comes from (file:line), to start the error with
+) -> str:                # `id`
+    "`id` if it can name this layout's files, else an `InputError` saying why."
+    pre = f"{where}: " if where else ""
+    if not isinstance(id, str): raise InputError(f"{pre}id {id!r} is not a string ({type(id).__name__})")
+    if len(id) > MAX_ID_LENGTH: raise InputError(f"{pre}id {id[:20]!r}... has {len(id)} characters; at most {MAX_ID_LENGTH} fit a file name")
+    if not _ID.fullmatch(id): raise InputError(f"{pre}id {id!r} cannot name a file (letters, digits, '_', '.', '-'; no leading '.' or '-')")
+    return id
+
 # %% ../nbs/05_voc.ipynb #01071b0f
 def write_pair(
     root,              # the VOC-layout folder
     id:str,            # the pair's id (file stem)
     image=None,        # (H, W, 3) uint8 image, written as JPEGImages/<id>.jpg; None: not written
     mask=None,         # (H, W) label mask, written as SegmentationClass/<id>.png; None: not written
+    token=None,        # the writing run's token, in the temporary names (see `atomic_write`)
 ) -> dict:             # the paths written, relative to `root`: {"image": ..., "mask": ...}
     "Write an image and/or a mask of one pair, atomically, creating the folders."
     root, out = Path(root), {}
     if image is not None:
         out["image"] = f"{IMAGES}/{id}.jpg"
         (root/IMAGES).mkdir(parents=True, exist_ok=True)
-        atomic_write(root/out["image"], lambda t: Image.fromarray(np.asarray(image)).save(t, format="JPEG", quality=JPEG_QUALITY))
+        atomic_write(root/out["image"], lambda t: Image.fromarray(np.asarray(image)).save(t, format="JPEG", quality=JPEG_QUALITY), token)
     if mask is not None:
         out["mask"] = f"{MASKS}/{id}.png"
         (root/MASKS).mkdir(parents=True, exist_ok=True)
-        atomic_write(root/out["mask"], lambda t: save_mask(mask, t))
+        atomic_write(root/out["mask"], lambda t: save_mask(mask, t), token)
     return out
 
 def write_split(
     root,              # the VOC-layout folder
     split:str,         # the split's name (file stem)
     ids,               # its ids, in the order to list
+    token=None,        # the writing run's token, in the temporary name
 ) -> Path:             # the split file
     "Write ImageSets/Segmentation/`split`.txt atomically, one id a line."
     (Path(root)/SETS).mkdir(parents=True, exist_ok=True)
-    return atomic_write(Path(root)/SETS/f"{split}.txt", lambda t: Path(t).write_text("".join(f"{i}\n" for i in ids)))
+    return atomic_write(Path(root)/SETS/f"{split}.txt", lambda t: Path(t).write_text("".join(f"{i}\n" for i in ids)), token)
 
 # %% ../nbs/05_voc.ipynb #736bed87
 def voc_split_ids(

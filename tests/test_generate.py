@@ -1,5 +1,5 @@
 "dd-generate end to end on the tiny model: N valid pairs, SIGKILL and resume, two processes, refusal, bad input."
-import json, os, shutil, signal, socket, subprocess, sys, time
+import json, os, re, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest
@@ -38,6 +38,12 @@ def cli(prompts, out, *extra):
 def run(args):
     return subprocess.run([sys.executable, *args], env=ENV, capture_output=True, text=True, timeout=600)
 
+def fails(f, pattern, capsys):
+    "`f()` exits with status 2 and a stderr line matching `pattern`."
+    with pytest.raises(SystemExit) as e: f()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and re.search(pattern, err), (e.value.code, err)
+
 def snapshot(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
@@ -61,7 +67,7 @@ def test_makes_n_valid_pairs(reference):
         m = read_mask(reference / r["mask"])
         assert m.shape == (64, 64) and set(np.unique(m).tolist()) <= {0, 255, *r["labels"]}
     assert len(list((reference / IMAGES).iterdir())) == len(list((reference / MASKS).iterdir())) == N
-    assert sorted(p.name for p in reference.iterdir()) == ["ImageSets", "JPEGImages", "README.md", "SegmentationClass",
+    assert sorted(p.name for p in reference.iterdir()) == [".dd-generate.lock", "ImageSets", "JPEGImages", "README.md", "SegmentationClass",
                                                            "metadata.jsonl", "rejects.jsonl", "run.json"]
     assert f"{N} image/mask pairs from {N} prompts, 0 rejected" in (reference / "README.md").read_text()
 
@@ -105,31 +111,31 @@ def one_thread():
     yield
     torch.set_num_threads(n)
 
-def test_refuses_other_parameters_unless_overwrite(prompts, reference, tmp_path, one_thread):
+def test_refuses_other_parameters_unless_overwrite(prompts, reference, tmp_path, one_thread, capsys):
     out = tmp_path / "data"
     shutil.copytree(reference, out)
     args = ["--prompts", str(prompts), "--out", str(out), "--model", "tiny", "--batch-size", str(BATCH), "--no-progress", "--steps", "3"]
-    with pytest.raises(SystemExit, match=r"other parameters \(steps: 4 -> 3\); pass --overwrite"): main(args)
-    with pytest.raises(SystemExit, match="batch_size: 2 -> 4"): main(args[:6] + ["--steps", str(STEPS)])
+    fails(lambda: main(args), r"other settings \(steps: 4 -> 3\); pass --overwrite", capsys)
+    fails(lambda: main(args[:6] + ["--steps", str(STEPS)]), "batch_size: 2 -> 4", capsys)
     assert snapshot(out) == snapshot(reference)
     main(args + ["--overwrite"])
     assert json.loads((out / "run.json").read_text())["params"]["steps"] == 3
     assert len(read_jsonl(out / "metadata.jsonl")) == N
     assert (out / IMAGES / "img0000.jpg").read_bytes() != (reference / IMAGES / "img0000.jpg").read_bytes()
 
-def test_bad_input_errors(prompts, tmp_path):
+def test_bad_input_errors(prompts, tmp_path, capsys):
     rows = read_jsonl(prompts)
     bad = write_rows(tmp_path / "bad.jsonl", [rows[0], '{"id": "x", "prompt": ', rows[1]])
     empty = write_rows(tmp_path / "empty.jsonl", [])
     missing = write_rows(tmp_path / "missing.jsonl", [rows[0], dict(rows[1], class_prompt="potted plant")])
     go = lambda p, *extra: main(["--prompts", str(p), "--out", str(tmp_path / "out"), "--no-progress", "--model", "tiny", *extra])
-    with pytest.raises(SystemExit, match=r"bad.jsonl:2: malformed JSON"): go(bad)
-    with pytest.raises(SystemExit, match=r"empty.jsonl: no prompts \(the file is empty\)"): go(empty)
-    with pytest.raises(SystemExit, match=r"neither a local folder nor a hub id"): go(prompts, "--model", str(tmp_path / "no-model"))
-    with pytest.raises(SystemExit, match=r"could not load the pipeline"): go(prompts, "--model", str(tmp_path))
-    with pytest.raises(SystemExit, match=r"missing.jsonl:2: item 'img0022': class 'dining table' is not in the prompt 'potted plant'"): go(missing)
-    with pytest.raises(SystemExit, match=r"label\(s\) \[40\] not in the class vocabulary"): go(write_rows(tmp_path / "l.jsonl", [dict(rows[0], labels=[40])]))
-    with pytest.raises(SystemExit, match=r"vocabulary 'imagenet' is neither"): go(prompts, "--classes", "imagenet")
+    fails(lambda: go(bad), r"bad.jsonl:2: malformed JSON", capsys)
+    fails(lambda: go(empty), r"empty.jsonl: no prompts \(the file is empty\)", capsys)
+    fails(lambda: go(prompts, "--model", str(tmp_path / "no-model")), r"neither a local folder nor a hub id", capsys)
+    fails(lambda: go(prompts, "--model", str(tmp_path)), r"could not load the pipeline", capsys)
+    fails(lambda: go(missing), r"missing.jsonl:2: item 'img0022': class 'dining table' is not in the prompt 'potted plant'", capsys)
+    fails(lambda: go(write_rows(tmp_path / "l.jsonl", [dict(rows[0], labels=[40])])), r"label\(s\) \[40\] not in the class vocabulary", capsys)
+    fails(lambda: go(prompts, "--classes", "imagenet"), r"vocabulary 'imagenet' is neither", capsys)
     assert not (tmp_path / "out").exists()
 
 def test_skip_missing_class_and_long_prompt(prompts, tmp_path, one_thread):

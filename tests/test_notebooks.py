@@ -7,7 +7,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NBS = sorted(p for p in (ROOT / "nbs").glob("[0-9]*.ipynb"))
 SMALL = {"03_metrics": dict(n_random=40), "10_attention": dict(steps=4, n_score=8), "11_refine": dict(steps=4),
          "13_generate": dict(n_items=4, shapes_steps=4), "14_data": dict(n_show=2),
-         "15_segmenter": dict(n_train=40, n_test=12, iters=20), "18_shapes_eval": dict(n_eval=4, eval_steps=4),
+         "15_segmenter": dict(n_train=40, n_test=12, iters=20), "15a_self_training": dict(n_train=40, n_test=12, iters=20),
+         "18_shapes_eval": dict(n_eval=4, eval_steps=4),
          "20_reproduce": dict(n_train=8, n_test=6, steps=3, seg_iters=6, seg_batch=2),
          "21_ablations": dict(n_train=4, n_test=4, steps=2, gen_batch=4, seg_iters=2, seg_batch=2, taus=[0, 4], tau_segmenter=False)}
 "Parameters that make each notebook's papermill run small; notebooks not listed run with their own parameters."
