@@ -431,5 +431,7 @@ d = { 'settings': { 'branch': 'main',
                                        'dataset_diffusion.voc.write_pair': ('voc.html#write_pair', 'dataset_diffusion/voc.py'),
                                        'dataset_diffusion.voc.write_split': ('voc.html#write_split', 'dataset_diffusion/voc.py'),
                                        'dataset_diffusion.voc.xml_labels': ('voc.html#xml_labels', 'dataset_diffusion/voc.py')},
-            'dataset_diffusion.vocab': { 'dataset_diffusion.vocab.class_names': ('vocab.html#class_names', 'dataset_diffusion/vocab.py'),
+            'dataset_diffusion.vocab': { 'dataset_diffusion.vocab.category_labels': ( 'vocab.html#category_labels',
+                                                                                      'dataset_diffusion/vocab.py'),
+                                         'dataset_diffusion.vocab.class_names': ('vocab.html#class_names', 'dataset_diffusion/vocab.py'),
                                          'dataset_diffusion.vocab.coco_label': ('vocab.html#coco_label', 'dataset_diffusion/vocab.py')}}}
