@@ -4,15 +4,16 @@
 
 # %% ../nbs/08_prompts.ipynb #3dc467ce
 from __future__ import annotations
-import json, re
+import json, os, re
 from pathlib import Path
-from .vocab import COCO_CATEGORIES, coco_label
+from .vocab import category_labels
 from .fileio import jsonl_rows, write_jsonl
 from .voc import voc_image_classes
 
 # %% auto #0
-__all__ = ['PROMPT_TYPES', 'simple_prompt', 'clean_caption', 'build_prompt', 'read_captions', 'Items', 'voc_items', 'coco_items',
-           'make_prompts', 'write_prompts']
+__all__ = ['PROMPT_TYPES', 'ID_PATTERN', 'REFERENCE_KEYS', 'simple_prompt', 'clean_caption', 'build_prompt', 'read_captions',
+           'Items', 'voc_items', 'load_coco', 'coco_items', 'make_prompts', 'write_prompts', 'class_matcher',
+           'class_prompt_labels', 'reference_row', 'reference_rows']
 
 # %% ../nbs/08_prompts.ipynb #279f5d7e
 PROMPT_TYPES = ("simple", "caption", "labels", "simple+labels", "caption+labels")
@@ -98,30 +99,52 @@ def voc_items(
     return Items(rows, skipped=[i for i, ls in classes.items() if not ls])
 
 # %% ../nbs/08_prompts.ipynb #ab28a1a4
-def _load_coco(path, what:str) -> dict:
-    "The COCO `what` ('captions' or 'instances') JSON at `path`, checked."
+_COCO_KEYS = {"captions": ("id", "image_id", "caption"), "instances": ("id", "image_id", "category_id")}
+_COCO_TYPES = {"id": (int, str), "image_id": (int, str), "caption": str, "category_id": int}
+
+def _check_coco_rows(d:dict, key:str, needed, path):
+    "Refuse a `key` list of `d` that is not a list of objects each holding the keys `needed`, naming the file and the row."
+    rows = d.get(key, [])
+    if not isinstance(rows, list): raise ValueError(f"{path}: '{key}' must be a list of objects, got a JSON {type(rows).__name__}")
+    for k, r in enumerate(rows):
+        if not isinstance(r, dict): raise ValueError(f"{path}: {key}[{k}] is not an object: {str(r)[:60]}")
+        where = f"{path}: {key}[{k}]" + (f" (id {r['id']!r})" if "id" in r else "")
+        missing = [n for n in needed if n not in r]
+        if missing: raise ValueError(f"{where}: missing key(s) {missing}; each of its {key} needs {', '.join(needed)}")
+        odd = [n for n in needed if isinstance(r[n], bool) or not isinstance(r[n], _COCO_TYPES[n])]
+        if odd: raise ValueError(f"{where}: {odd[0]} {r[odd[0]]!r} is not a{'n integer' if _COCO_TYPES[odd[0]] is int else ' string' if _COCO_TYPES[odd[0]] is str else 'n integer or a string'}")
+
+def load_coco(
+    path,               # a COCO-format captions_*.json or instances_*.json
+    what:str,           # "captions" or "instances": the annotation keys checked
+    classes=None,       # class names indexed by label for another vocabulary; None: COCO 2017
+) -> tuple[dict, dict]: # (the file's JSON, category id -> label)
+    "The COCO-format `what` file at `path`, its rows checked, and the labels of its categories."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"COCO {what} file not found: {path}")
     try: d = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e: raise ValueError(f"{path}: malformed JSON ({e})") from None
     if not isinstance(d, dict) or "annotations" not in d: raise ValueError(f"{path}: no 'annotations' list; not a COCO {what} file")
-    odd = [c for c in d.get("categories", []) if COCO_CATEGORIES.get(c.get("id")) != c.get("name")]
-    if odd: raise ValueError(f"{path}: category {odd[0]} is not a COCO 2017 category")
-    return d
+    _check_coco_rows(d, "annotations", _COCO_KEYS[what], path)
+    _check_coco_rows(d, "images", ("id",), path)
+    return d, category_labels(d.get("categories", []), classes, path)
 
-# %% ../nbs/08_prompts.ipynb #083a9287
+# %% ../nbs/08_prompts.ipynb #7e8ed42b
 def coco_items(
-    captions_json,            # COCO 2017 captions file (captions_train2017.json)
-    instances_json,           # COCO 2017 instances file (instances_train2017.json)
+    captions_json,            # COCO-format captions file (captions_train2017.json)
+    instances_json,           # COCO-format instances file (instances_train2017.json)
     captions_per_image:int=1, # items per image, captions in ascending annotation id
+    classes=None,             # class names indexed by label for another vocabulary (e.g. `SHAPES_CLASSES`); None: COCO 2017
 ) -> Items:                   # items {id, caption, labels}; `.skipped` = ids without instances
-    "Prompt items of COCO 2017: each image's captions with its contiguous class labels."
+    "Prompt items of a COCO-format data set: each image's captions with its contiguous class labels."
     _check_per_image(captions_per_image)
-    caps, inst = _load_coco(captions_json, "captions"), _load_coco(instances_json, "instances")
+    (caps, _), (inst, table) = load_coco(captions_json, "captions", classes), load_coco(instances_json, "instances", classes)
     labels = {}
-    for a in inst["annotations"]:
-        try: labels.setdefault(a["image_id"], set()).add(coco_label(a["category_id"]))
-        except ValueError as e: raise ValueError(f"{instances_json}: annotation {a.get('id')}: {e}") from None
+    for k, a in enumerate(inst["annotations"]):
+        if a["category_id"] not in table:
+            raise ValueError(f"{instances_json}: annotations[{k}] (id {a['id']!r}): category id {a['category_id']} is not a category of "
+                             + ("COCO 2017 (another vocabulary needs its class table: --classes)" if classes is None else "the file's 'categories'"))
+        labels.setdefault(a["image_id"], set()).add(table[a["category_id"]])
     texts = {}
     for a in sorted(caps["annotations"], key=lambda a: a["id"]): texts.setdefault(a["image_id"], []).append(a["caption"])
     ids = sorted({im["id"] for im in caps.get("images", [])} | set(texts))
@@ -155,3 +178,82 @@ def write_prompts(
 ) -> int:                      # number of rows written
     "Write the prompt rows of `items` to `path` as JSON Lines."
     return write_jsonl(make_prompts(items, names, kind), path)
+
+# %% ../nbs/08_prompts.ipynb #6985c539
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+"Ids that can name a file in every later stage: letters, digits, '_', '.', '-', not starting with '.' or '-'."
+REFERENCE_KEYS = ("filename", "caption", "class_prompt")
+"Keys of a row of the reference's prompts JSON; its `caption` is the whole generation prompt."
+
+def class_matcher(
+    names, # display names indexed by label (`VOC_DISPLAY_NAMES`, `COCO_CLASSES`, ...); label 0 is background
+) -> dict[tuple, int]: # the words of each class name -> its label
+    "Word tuples of the class names (background left out), for longest-first matching."
+    table = {}
+    for label, name in enumerate(names):
+        if label == 0: continue
+        words = tuple(str(name).split())
+        if not words: raise ValueError(f"class {label} has an empty name")
+        if words in table: raise ValueError(f"class name {name!r} is used by labels {table[words]} and {label}")
+        table[words] = label
+    return table
+
+def class_prompt_labels(
+    class_prompt:str, # class names separated by spaces, "tv monitor dining table"; classes may repeat
+    table:dict,       # `class_matcher` of the vocabulary
+) -> list[int]:       # labels in order of first mention, each once
+    "Labels of the class names in `class_prompt`, matched longest name first."
+    words, labels, j, longest = class_prompt.split(), [], 0, max(map(len, table))
+    while j < len(words):
+        n = next((n for n in range(min(longest, len(words) - j), 0, -1) if tuple(words[j:j + n]) in table), 0)
+        if not n: raise ValueError(f"word {j + 1} of the class prompt, {words[j]!r}, is not a class name of the vocabulary (choose it with --classes)")
+        labels.append(table[tuple(words[j:j + n])]); j += n
+    if not labels: raise ValueError("empty class prompt")
+    return list(dict.fromkeys(labels))
+
+# %% ../nbs/08_prompts.ipynb #5fdf892c
+def reference_row(
+    row:dict,   # {filename, caption, class_prompt} as the reference writes it
+    table:dict, # `class_matcher` of the vocabulary
+) -> dict:      # our prompt row {id, prompt, class_prompt, labels, caption}
+    "Our prompt row for one reference row: id from the file name, labels from the class prompt."
+    fn, prompt, cp = row["filename"], row["caption"], row["class_prompt"]
+    i = os.path.splitext(fn)[0]
+    if "/" in fn or "\\" in fn or not ID_PATTERN.match(i):
+        raise ValueError(f"id {i!r} cannot name a file (letters, digits, '_', '.', '-'; no folders, no leading '.' or '-')")
+    tail = "; " + cp
+    if not cp.strip() or not prompt.endswith(tail): raise ValueError(f"the class prompt {cp!r} is not the tail of the caption {prompt!r} after '; '")
+    return dict(id=i, prompt=prompt, class_prompt=cp, labels=class_prompt_labels(cp, table), caption=prompt[:-len(tail)])
+
+def _reference_list(path) -> list:
+    "The JSON list of the reference prompts file at `path`."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"reference prompts file not found: {path}")
+    try: rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e: raise ValueError(f"{path}: malformed JSON ({e})") from None
+    if not isinstance(rows, list): raise ValueError(f"{path}: expected a JSON list of rows {{filename, caption, class_prompt}}, got a JSON {type(rows).__name__}")
+    if not rows: raise ValueError(f"{path}: no rows (the list is empty)")
+    return rows
+
+def _check_reference_keys(row, where:str):
+    "Refuse a row that is not an object with string `REFERENCE_KEYS`; errors start with `where`."
+    if not isinstance(row, dict): raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    missing = [k for k in REFERENCE_KEYS if k not in row]
+    if missing: raise ValueError(f"{where}: missing key(s) {missing}; each row needs {', '.join(REFERENCE_KEYS)}")
+    odd = [k for k in REFERENCE_KEYS if not isinstance(row[k], str)]
+    if odd: raise ValueError(f"{where}: {odd[0]} must be a string, got {type(row[odd[0]]).__name__}")
+
+def reference_rows(
+    path,  # the reference's prompts JSON: a list of {filename, caption, class_prompt}
+    names, # display names indexed by label, e.g. `VOC_DISPLAY_NAMES` or `COCO_CLASSES`
+) -> list[dict]: # rows {id, prompt, class_prompt, labels, caption}, in file order
+    "Our prompt rows for the reference repository's prompts file at `path`; each prompt is its caption as given."
+    table, seen, out = class_matcher(names), {}, []
+    for k, row in enumerate(_reference_list(path)):
+        where = f"{path}: row {k}" + (f" (filename {row['filename']!r})" if isinstance(row, dict) and "filename" in row else "")
+        _check_reference_keys(row, where)
+        try: r = reference_row(row, table)
+        except ValueError as e: raise ValueError(f"{where}: {e}") from None
+        if r["id"] in seen: raise ValueError(f"{where}: duplicate id {r['id']!r} (first in row {seen[r['id']][0]}, filename {seen[r['id']][1]!r})")
+        seen[r["id"]] = (k, row["filename"]); out.append(r)
+    return out
