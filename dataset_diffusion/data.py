@@ -4,16 +4,17 @@
 
 # %% ../nbs/14_data.ipynb #6a8a6f07
 from __future__ import annotations
-import contextlib, io, json
+import contextlib, hashlib, io, json
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
-from .vocab import IGNORE, coco_label
+from .vocab import COCO_CLASSES, IGNORE, category_labels
 from .fileio import atomic_write
 from .masks import check_mask, read_image, read_mask, save_mask
 from .voc import IMAGES, MASKS, voc_split_ids
+from .prompts import load_coco
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'SegDataset', 'voc_dataset', 'coco_semantic_mask', 'coco_semantic_masks',
@@ -74,70 +75,103 @@ def voc_dataset(
                       name=f"{root} ({split})")
 
 # %% ../nbs/14_data.ipynb #51bece4b
-def _coco_api(instances_json):
-    "A pycocotools COCO index of `instances_json`, with a clear error when pycocotools is missing."
+def _coco_api(
+    instances_json,  # a COCO-format instances_<split>.json
+    classes=None,    # class names indexed by label for another vocabulary; None: COCO 2017
+):                   # (pycocotools COCO index, category id -> label)
+    "A pycocotools COCO index of `instances_json`, its rows checked first (errors name the file and row)."
     try: from pycocotools.coco import COCO
     except ImportError: raise ImportError("COCO masks need pycocotools: pip install pycocotools") from None
-    path = Path(instances_json)
-    if not path.is_file(): raise FileNotFoundError(f"COCO instances file not found: {path}")
+    d, labels = load_coco(instances_json, "instances", classes)
+    for k, im in enumerate(d.get("images", [])):
+        missing = [n for n in ("file_name", "height", "width") if n not in im]
+        if missing: raise ValueError(f"{instances_json}: images[{k}] (id {im['id']!r}): missing key(s) {missing}")
+    for k, a in enumerate(d["annotations"]):
+        if "segmentation" not in a: raise ValueError(f"{instances_json}: annotations[{k}] (id {a['id']!r}): missing key 'segmentation'")
+        if a["category_id"] not in labels and not a.get("iscrowd", 0):
+            raise ValueError(f"{instances_json}: annotations[{k}] (id {a['id']!r}): category id {a['category_id']} is not a category of "
+                             + ("COCO 2017 (another vocabulary needs its class table)" if classes is None else "the file's 'categories'"))
     with contextlib.redirect_stdout(io.StringIO()):
-        try: return COCO(str(path))
-        except json.JSONDecodeError as e: raise ValueError(f"{path}: malformed JSON ({e})") from None
+        coco = COCO(); coco.dataset = d; coco.createIndex()
+    return coco, labels
 
-def coco_semantic_mask(coco, image_id:int) -> np.ndarray:
+def coco_semantic_mask(
+    coco,              # a pycocotools COCO index
+    image_id,          # one of its image ids
+    labels=None,       # category id -> label (`category_labels`); None: COCO 2017
+) -> np.ndarray:       # (H, W) uint8 label mask
     "uint8 label mask of one COCO image: contiguous labels, largest instance painted first, crowds IGNORE."
+    labels = category_labels([]) if labels is None else labels
     info = coco.imgs[image_id]
     out = np.zeros((info["height"], info["width"]), np.uint8)
     anns = sorted(coco.imgToAnns.get(image_id, []), key=lambda a: (not a.get("iscrowd", 0), -a.get("area", 0)))
     for a in anns:
-        try: label = IGNORE if a.get("iscrowd", 0) else coco_label(a["category_id"])
-        except ValueError as e: raise ValueError(f"annotation {a.get('id')} of image {image_id}: {e}") from None
-        out[coco.annToMask(a) > 0] = label
+        if not a.get("iscrowd", 0) and a["category_id"] not in labels:
+            raise ValueError(f"annotation {a.get('id')} of image {image_id}: category id {a['category_id']!r} is not one of the file's categories")
+        out[coco.annToMask(a) > 0] = IGNORE if a.get("iscrowd", 0) else labels[a["category_id"]]
     return out
+
+def _check_cache_table(out:Path, names:list):
+    "Refuse a folder of masks made with another class table than `names` (the table is recorded in classes.json)."
+    f = out / "classes.json"
+    if f.is_file(): old = json.loads(f.read_text())
+    elif (out / "ids.txt").is_file() or any(out.glob("*.png")): old = list(COCO_CLASSES)  # folders older than classes.json hold COCO 2017 masks
+    else: old = names
+    if old != names:
+        k = next((k for k, (a, b) in enumerate(zip(old, names)) if a != b), min(len(old), len(names)))
+        raise ValueError(f"{out}: its masks were made with another class table ({len(old)} classes, label {k} "
+                         f"{old[k] if k < len(old) else None!r}; now {len(names)} classes, label {k} {names[k] if k < len(names) else None!r}); "
+                         "remove the folder or give another mask folder")
 
 def coco_semantic_masks(
     instances_json,        # instances_<split>2017.json
-    out,                   # folder for the label PNGs and ids.txt
+    out,                   # folder for the label PNGs, classes.json and ids.txt
     progress:bool=True,    # tqdm bar
+    classes=None,          # class names indexed by label for another vocabulary; None: COCO 2017
 ) -> list[str]:            # image ids (file stems), sorted
     "Convert COCO instances to label PNGs in `out`, once: files already there are kept, ids.txt marks completion."
-    out = Path(out); done = out / "ids.txt"
-    if done.is_file(): return done.read_text().split()
-    coco = _coco_api(instances_json)
+    out, names = Path(out), list(COCO_CLASSES if classes is None else classes)
+    _check_cache_table(out, names)
+    if (out / "ids.txt").is_file(): return (out / "ids.txt").read_text().split()
+    coco, labels = _coco_api(instances_json, classes)  # checked before anything is written
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / "classes.json").is_file(): atomic_write(out / "classes.json", lambda p: Path(p).write_text(json.dumps(names)))
     stems = {}
     for iid in tqdm(sorted(coco.imgs), desc="COCO masks", disable=not progress, mininterval=5):
         stem = Path(coco.imgs[iid]["file_name"]).stem; stems[iid] = stem
         if not (out / f"{stem}.png").is_file():
-            m = coco_semantic_mask(coco, iid)
+            m = coco_semantic_mask(coco, iid, labels)
             atomic_write(out / f"{stem}.png", lambda p: save_mask(m, p))
     ids = sorted(stems.values())
-    atomic_write(done, lambda p: Path(p).write_text("".join(f"{i}\n" for i in ids)))
+    atomic_write(out / "ids.txt", lambda p: Path(p).write_text("".join(f"{i}\n" for i in ids)))
     return ids
 
 def coco_dataset(
     root,                  # COCO folder: <split>/ images and annotations/instances_<split>.json
     split:str="val2017",   # "train2017" or "val2017"
     transform=None,        # see `SegDataset`
-    cache=None,            # mask folder (default: root/dd_semantic/<split>)
+    cache=None,            # mask folder (default: root/dd_semantic/<split>, with a suffix per class table other than COCO 2017's)
+    classes=None,          # class names indexed by label for another vocabulary (e.g. `SHAPES_CLASSES`); None: COCO 2017's 81
 ) -> SegDataset:
-    "COCO 2017 `split` as a `SegDataset` of 81 classes (0 = background), converting the masks on first use."
+    "A COCO-format `split` as a `SegDataset` (0 = background), converting the masks on first use."
     root = Path(root)
-    cache = Path(cache) if cache else root / "dd_semantic" / split
-    ids = coco_semantic_masks(root / "annotations" / f"instances_{split}.json", cache)
-    return SegDataset(root / split, cache, ids, 81, transform, name=f"{root} ({split})")
+    key = "" if classes is None else "-" + hashlib.sha256("\n".join(classes).encode()).hexdigest()[:8]
+    cache = Path(cache) if cache else root / "dd_semantic" / f"{split}{key}"
+    ids = coco_semantic_masks(root / "annotations" / f"instances_{split}.json", cache, classes=classes)
+    return SegDataset(root / split, cache, ids, 81 if classes is None else len(classes), transform, name=f"{root} ({split})")
 
 # %% ../nbs/14_data.ipynb #38b35ce6
 def load_dataset(
     root,                          # the data set's folder
     format:str="voc",              # "voc" (VOC layout: generated folders, VOC 2012, Shapes) or "coco"
     split:str="train",             # VOC: ImageSets/Segmentation/<split>.txt; COCO: train2017/val2017 ("train"/"val" accepted)
-    num_classes:int=21,            # VOC layout: labels 0..num_classes-1 (COCO has 81)
+    num_classes:int=21,            # VOC layout: labels 0..num_classes-1 (COCO: 81, or the length of `classes`)
     transform=None,                # see `SegDataset`
     masks=MASKS,                   # VOC layout: mask folder, relative to `root` or absolute
+    classes=None,                  # COCO layout: class names indexed by label for another vocabulary; None: COCO 2017
 ) -> SegDataset:
     "The `split` of the data set at `root` in layout `format`."
-    if format == "coco": return coco_dataset(root, {"train": "train2017", "val": "val2017"}.get(split, split), transform)
+    if format == "coco": return coco_dataset(root, {"train": "train2017", "val": "val2017"}.get(split, split), transform, classes=classes)
     if format != "voc": raise ValueError(f"format must be 'voc' or 'coco', not {format!r}")
     return voc_dataset(root, split, num_classes, masks, transform)
 

@@ -4,17 +4,18 @@
 
 # %% ../nbs/07_shapes_world.ipynb #c569919e
 from __future__ import annotations
-import math, re
+import json, math, re
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 from .vocab import SHAPES_CLASSES
-from .fileio import write_jsonl
-from .voc import write_pair, write_split
+from .fileio import atomic_write, write_jsonl
+from .voc import JPEG_QUALITY, write_pair, write_split
 
 # %% auto #0
-__all__ = ['COLOURS', 'SPLIT_OFFSETS', 'shape_mask', 'background', 'relation', 'caption', 'make_scene', 'scene',
-           'write_shapes_voc', 'caption_objects', 'oracle_mask']
+__all__ = ['COLOURS', 'SPLIT_OFFSETS', 'SHAPES_CATEGORIES', 'shape_mask', 'background', 'relation', 'caption', 'make_scene',
+           'scene', 'write_shapes_voc', 'rle_encode', 'instance_annotations', 'write_shapes_coco', 'caption_objects',
+           'oracle_mask']
 
 # %% ../nbs/07_shapes_world.ipynb #18707fe9
 COLOURS = {"red": (215, 35, 35), "green": (35, 165, 55), "blue": (40, 70, 215),
@@ -155,6 +156,57 @@ def write_shapes_voc(
             ids.append(iid); caps.append(dict(id=iid, caption=s["caption"]))
         write_split(root, split, ids)
     write_jsonl(caps, root / "captions.jsonl")
+    return root
+
+# %% ../nbs/07_shapes_world.ipynb #e02cf9e3
+def rle_encode(
+    mask:np.ndarray, # (H, W) bool mask of one object
+) -> dict:           # COCO uncompressed RLE {"size": [H, W], "counts": [...]}
+    "COCO's uncompressed run-length encoding of `mask`: run lengths in column-major order, the first run background."
+    m = np.asarray(mask, bool).ravel(order="F")
+    counts = np.diff(np.r_[0, np.flatnonzero(m[1:] != m[:-1]) + 1, m.size]).tolist()
+    return {"size": list(mask.shape), "counts": ([0] if m[:1].any() else []) + counts}
+
+def instance_annotations(
+    mask:np.ndarray, # (H, W) uint8 label mask of a scene (each class at most once, as in the Shapes world)
+    image_id:int,    # the COCO image id
+    first_id:int,    # id of the first annotation
+) -> list[dict]:     # one annotation per object: RLE of its visible pixels, area, bbox, iscrowd 0
+    "COCO instance annotations of the objects of a Shapes label mask, one per label present, in label order."
+    out = []
+    for label in sorted(set(np.unique(mask).tolist()) - {0}):
+        m = mask == label
+        ys, xs = np.nonzero(m)
+        bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+        out.append(dict(id=first_id + len(out), image_id=image_id, category_id=int(label), iscrowd=0, area=int(m.sum()),
+                        bbox=bbox, segmentation=rle_encode(m)))
+    return out
+
+# %% ../nbs/07_shapes_world.ipynb #6cfa0344
+SHAPES_CATEGORIES = [dict(id=k, name=n, supercategory="shape") for k, n in enumerate(SHAPES_CLASSES) if k]
+"COCO categories of the Shapes world: category id k is label k (1..8)."
+
+def write_shapes_coco(
+    root,        # output folder: <split>2017/*.jpg and annotations/{captions,instances}_<split>2017.json
+    sizes:dict,  # scenes per split, e.g. {"train": 300, "val": 200} (keys of `SPLIT_OFFSETS`): the scenes of `write_shapes_voc`
+    seed:int=0,  # world seed (the shipped model's is 0)
+) -> Path:       # `root`
+    "Write Shapes scenes in COCO 2017 layout: JPEG images, one caption each, instance masks as RLE; files are written whole or not at all."
+    root = Path(root); (root / "annotations").mkdir(parents=True, exist_ok=True)
+    info = dict(description=f"the Shapes world of dataset_diffusion, seed {seed}", version="1.0")
+    for split, n in sizes.items():
+        (root / f"{split}2017").mkdir(exist_ok=True)
+        images, caps, anns = [], [], []
+        for i in range(SPLIT_OFFSETS[split], SPLIT_OFFSETS[split] + n):
+            s, iid = scene(i, seed), i + 1
+            name = f"{iid:012d}.jpg"
+            atomic_write(root / f"{split}2017" / name, lambda t: Image.fromarray(s["image"]).save(t, format="JPEG", quality=JPEG_QUALITY))
+            images.append(dict(id=iid, file_name=name, height=s["mask"].shape[0], width=s["mask"].shape[1], scene=i))
+            caps.append(dict(id=len(caps) + 1, image_id=iid, caption=s["caption"]))
+            anns += instance_annotations(s["mask"], iid, len(anns) + 1)
+        for what, d in (("captions", dict(annotations=caps)), ("instances", dict(annotations=anns, categories=SHAPES_CATEGORIES))):
+            text = json.dumps(dict(info=info, licenses=[], images=images, **d))
+            atomic_write(root / "annotations" / f"{what}_{split}2017.json", lambda t: Path(t).write_text(text, encoding="utf-8"))
     return root
 
 # %% ../nbs/07_shapes_world.ipynb #5854b140

@@ -8,7 +8,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['IGNORE', 'VOC_CLASSES', 'VOC_DISPLAY_NAMES', 'COCO_CATEGORIES', 'COCO_CLASSES', 'SHAPES_CLASSES', 'coco_label',
-           'class_names']
+           'class_names', 'category_labels']
 
 # %% ../nbs/00_vocab.ipynb #1bef7f73
 IGNORE = 255
@@ -72,3 +72,25 @@ def class_names(
     if blank: raise ValueError(f"{path}:{blank[0]}: empty class name (line i+1 names label i)")
     if not 2 <= len(names) <= 255: raise ValueError(f"{path}: needs background plus 1..254 class names, got {len(names)} line(s)")
     return tuple(names)
+
+# %% ../nbs/00_vocab.ipynb #d109d86d
+def category_labels(
+    categories,             # a COCO-format file's "categories": a list of {"id", "name"} records
+    classes=None,           # class names indexed by label (label 0: background), e.g. `SHAPES_CLASSES`; None: COCO 2017 by id
+    where:str="categories", # how errors name the file
+) -> dict[int, int]:        # category id -> label
+    "Label of each category id: COCO 2017's fixed table, or each category's name looked up in `classes`."
+    if not isinstance(categories, list): raise ValueError(f"{where}: 'categories' must be a list of {{id, name}} records, got {type(categories).__name__}")
+    bad = [k for k, c in enumerate(categories) if not (isinstance(c, dict) and isinstance(c.get("id"), int) and isinstance(c.get("name"), str))]
+    if bad: raise ValueError(f"{where}: categories[{bad[0]}] is not an {{id: int, name: str}} record: {str(categories[bad[0]])[:80]}")
+    if classes is None:
+        odd = [k for k, c in enumerate(categories) if COCO_CATEGORIES.get(c["id"]) != c["name"]]
+        if odd: raise ValueError(f"{where}: categories[{odd[0]}] {categories[odd[0]]} is not a COCO 2017 category (another vocabulary needs its class table: --classes)")
+        return dict(_COCO_LABEL)
+    names, out = {n: i for i, n in enumerate(classes) if i}, {}
+    for k, c in enumerate(categories):
+        if c["name"] not in names: raise ValueError(f"{where}: categories[{k}] {c} names no class of the vocabulary ({', '.join(list(names)[:6])}, ...)")
+        if c["id"] in out: raise ValueError(f"{where}: categories[{k}]: category id {c['id']} is listed twice")
+        if names[c["name"]] in out.values(): raise ValueError(f"{where}: categories[{k}]: class {c['name']!r} is listed twice")
+        out[c["id"]] = names[c["name"]]
+    return out

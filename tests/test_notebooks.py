@@ -6,7 +6,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NBS = sorted(p for p in (ROOT / "nbs").glob("[0-9]*.ipynb"))
 SMALL = {"03_metrics": dict(n_random=40), "10_attention": dict(steps=4, n_score=8), "11_refine": dict(steps=4),
-         "13_generate": dict(n_items=4, shapes_steps=4), "14_data": dict(n_show=2),
+         "08a_captions": dict(n_images=4, batch_size=2), "13_generate": dict(n_items=4, shapes_steps=4), "14_data": dict(n_show=2),
          "15_segmenter": dict(n_train=40, n_test=12, iters=20), "15a_self_training": dict(n_train=40, n_test=12, iters=20),
          "18_shapes_eval": dict(n_eval=4, eval_steps=4),
          "20_reproduce": dict(n_train=8, n_test=6, steps=3, seg_iters=6, seg_batch=2),
@@ -19,6 +19,17 @@ def test_notebook_runs_under_papermill(nb, tmp_path):
     import papermill as pm
     pm.execute_notebook(str(nb), str(tmp_path / nb.name), parameters=SMALL.get(nb.stem, {}),
                         kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+
+def test_reproduce_coco_path(tmp_path):
+    "The COCO column's path (captions + instances -> prompts -> generation -> segmenter -> val mIoU) on the Shapes world in COCO layout."
+    import json, papermill as pm
+    nb = ROOT / "nbs" / "20_reproduce.ipynb"
+    pm.execute_notebook(str(nb), str(tmp_path / nb.name), parameters=dict(SMALL["20_reproduce"], dataset="coco"),
+                        kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+    res = json.loads((tmp_path / "reproduce" / "results.json").read_text())
+    assert res["params"]["dataset"] == "coco" and res["n_prompts"] == SMALL["20_reproduce"]["n_train"]
+    assert sorted((tmp_path / "reproduce" / "real-coco" / "annotations").iterdir())[-1].name == "instances_val2017.json"
+    assert all(0 <= v <= 100 for v in res["scores"].values())
 
 def test_notebooks_found():
     assert set(SMALL) | PARAMETERISED <= {p.stem for p in NBS}
