@@ -10,11 +10,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 import torch
 from PIL import Image, ImageFile
-from tqdm.auto import tqdm
+import logging
+from tqdm import tqdm
+logging.getLogger("transformers.utils.import_utils").setLevel(logging.ERROR)  # without torchvision, transformers warns that BLIP's image processor falls back to PIL
 from transformers import (AutoConfig, BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor,
                           Blip2Config, Blip2ForConditionalGeneration, Blip2Processor)
 from .fileio import atomic_write
-from .prompts import ID_PATTERN
+from .voc import check_id
 
 # %% auto #0
 __all__ = ['DEFAULT_CAPTIONER', 'IMAGE_EXTS', 'CAPTIONERS', 'TINY_CAPTION_WORDS', 'CaptionParams', 'image_files', 'read_ids_file',
@@ -37,6 +39,11 @@ class CaptionParams:
     min_new_tokens:int = 5         # shortest caption, in tokens
 
 # %% ../nbs/08a_captions.ipynb #0bd9f059
+def _names_a_file(i:str) -> bool:
+    "Whether `i` can be an id of the later stages (`check_id`)."
+    try: check_id(i); return True
+    except ValueError: return False
+
 def image_files(
     folder,                 # a folder of images (not searched recursively; hidden files left out)
     ids=None,               # ids (file stems) to keep, e.g. the lines of ImageSets/Segmentation/train.txt; None: every image
@@ -57,7 +64,7 @@ def image_files(
         missing = [i for i in ids if i not in found]
         if missing: raise ValueError(f"{folder}: {len(missing)} listed id(s) have no image, e.g. {', '.join(missing[:5])}")
         found = {i: found[i] for i in sorted(set(ids))}
-    bad = [p for i, p in found.items() if not ID_PATTERN.match(i)]
+    bad = [p for i, p in found.items() if not _names_a_file(i)]
     if bad: raise ValueError(f"{bad[0]}: id {bad[0].stem!r} cannot name a file in later stages (letters, digits, '_', '.', '-'); rename it")
     if not found: raise ValueError(f"{folder}: no images to caption (extensions {', '.join(IMAGE_EXTS)})")
     return found

@@ -8,7 +8,6 @@ import argparse, json, sys
 from contextlib import contextmanager
 from pathlib import Path
 import torch
-from accelerate import Accelerator
 from .vocab import COCO_CLASSES, class_names
 from .fileio import InputError, atomic_write, write_jsonl
 from .metrics import evaluate_folders, iou_table
@@ -19,7 +18,7 @@ from .captions import DEFAULT_CAPTIONER, CaptionParams, caption_folder, read_ids
 from .generate import DTYPES, GenerateParams, generate
 from .tokens import CLASS_MAPS
 from .data import eval_transform, load_dataset, train_transform
-from .segmenter import ARCHS, RESNETS, build_segmenter, evaluate_model, load_segmenter, train_segmenter
+from .segmenter import ARCHS, RESNETS, build_segmenter, evaluate_model, load_segmenter, make_accelerator, train_segmenter
 from .self_training import self_train
 
 # %% auto #0
@@ -210,7 +209,7 @@ def run_train(
 
 def _train_run(a, names:list, data, val) -> dict:
     "Train (and self-train) as the checked arguments `a` say, write eval.json; what it holds."
-    acc, out, n = Accelerator(), Path(a.out), len(names)
+    acc, out, n = make_accelerator(), Path(a.out), len(names)
     build = lambda: build_segmenter(a.arch, n, a.backbone, False if a.no_pretrained else None,
                                     **(dict(output_stride=a.output_stride) if a.arch == "deeplabv3" else {}))
     kw = dict(iters=a.iters, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, backbone_lr_mult=a.backbone_lr_mult,

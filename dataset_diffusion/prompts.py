@@ -7,12 +7,12 @@ from __future__ import annotations
 import json, os, re
 from pathlib import Path
 from .vocab import category_labels
-from .fileio import jsonl_rows, write_jsonl
-from .voc import voc_image_classes
+from .fileio import InputError, jsonl_rows, read_json, write_jsonl
+from .voc import check_id, voc_image_classes
 
 # %% auto #0
-__all__ = ['PROMPT_TYPES', 'ID_PATTERN', 'REFERENCE_KEYS', 'simple_prompt', 'clean_caption', 'build_prompt', 'read_captions',
-           'Items', 'voc_items', 'load_coco', 'coco_items', 'make_prompts', 'write_prompts', 'class_matcher',
+__all__ = ['PROMPT_TYPES', 'REFERENCE_KEYS', 'simple_prompt', 'clean_caption', 'build_prompt', 'read_captions', 'Items',
+           'voc_items', 'load_coco', 'coco_items', 'make_prompts', 'write_prompts', 'class_matcher',
            'class_prompt_labels', 'reference_row', 'reference_rows']
 
 # %% ../nbs/08_prompts.ipynb #279f5d7e
@@ -180,8 +180,6 @@ def write_prompts(
     return write_jsonl(make_prompts(items, names, kind), path)
 
 # %% ../nbs/08_prompts.ipynb #6985c539
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-"Ids that can name a file in every later stage: letters, digits, '_', '.', '-', not starting with '.' or '-'."
 REFERENCE_KEYS = ("filename", "caption", "class_prompt")
 "Keys of a row of the reference's prompts JSON; its `caption` is the whole generation prompt."
 
@@ -219,18 +217,15 @@ def reference_row(
     "Our prompt row for one reference row: id from the file name, labels from the class prompt."
     fn, prompt, cp = row["filename"], row["caption"], row["class_prompt"]
     i = os.path.splitext(fn)[0]
-    if "/" in fn or "\\" in fn or not ID_PATTERN.match(i):
-        raise ValueError(f"id {i!r} cannot name a file (letters, digits, '_', '.', '-'; no folders, no leading '.' or '-')")
+    if "/" in fn or "\\" in fn: raise InputError(f"file name {fn!r} holds a folder; ids name files in one folder")
+    check_id(i)
     tail = "; " + cp
     if not cp.strip() or not prompt.endswith(tail): raise ValueError(f"the class prompt {cp!r} is not the tail of the caption {prompt!r} after '; '")
     return dict(id=i, prompt=prompt, class_prompt=cp, labels=class_prompt_labels(cp, table), caption=prompt[:-len(tail)])
 
 def _reference_list(path) -> list:
     "The JSON list of the reference prompts file at `path`."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"reference prompts file not found: {path}")
-    try: rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e: raise ValueError(f"{path}: malformed JSON ({e})") from None
+    rows = read_json(path, "reference prompts file")
     if not isinstance(rows, list): raise ValueError(f"{path}: expected a JSON list of rows {{filename, caption, class_prompt}}, got a JSON {type(rows).__name__}")
     if not rows: raise ValueError(f"{path}: no rows (the list is empty)")
     return rows

@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from accelerate import Accelerator
+from accelerate.utils import parse_flag_from_env
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, ResNetBackbone, ResNetConfig
@@ -26,7 +27,7 @@ from .data import SegDataset
 # %% auto #0
 __all__ = ['RESNETS', 'M2F_SMALL', 'ARCHS', 'TTA_SCALES', 'TRAIN_FILES', 'dilate_resnet_', 'resnet_backbone', 'ASPP', 'DeepLabV3',
            'Mask2FormerSegmenter', 'build_segmenter', 'save_segmenter', 'load_segmenter', 'predict', 'evaluate_model',
-           'StepBatches', 'ema_update', 'train_settings', 'train_segmenter']
+           'StepBatches', 'ema_update', 'make_accelerator', 'train_settings', 'train_segmenter']
 
 # %% ../nbs/15_segmenter.ipynb #13192174
 RESNETS = {"r50": dict(depths=[3, 4, 6, 3]), "r101": dict(depths=[3, 4, 23, 3]),
@@ -253,6 +254,10 @@ def ema_update(decay:float):
     return avg_fn
 
 # %% ../nbs/15_segmenter.ipynb #4debc84c
+def make_accelerator() -> Accelerator:
+    "accelerate's `Accelerator`, on the CPU (gloo between processes) when there is no GPU, so that `accelerate launch` splits the work there too."
+    return Accelerator(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
+
 TRAIN_FILES = ("checkpoint.pt", "model.pt", "history.json", "curves.png", "eval.json")
 "The files of a training run folder (`eval.json`: the scores `dd-train` adds)."
 _HINTS = dict(iters="the poly schedule depends on iters from the first step, so a run of other length cannot continue this one")
@@ -297,13 +302,13 @@ def train_segmenter(
     ckpt_every:int=1000,       # steps between checkpoints
     seed:int=0,                # batches and augmentations
     num_workers:int=0,         # DataLoader workers
-    accelerator=None,          # an `accelerate.Accelerator` (default: a new one)
+    accelerator=None,          # an `accelerate.Accelerator` (default: `make_accelerator()`)
     progress:bool=True,        # tqdm bar
     overwrite:bool=False,      # replace a run folder made with other settings (its own files only)
     settings:dict|None=None,   # more settings that shape the weights (e.g. the crop of `data`'s transform), recorded and compared
 ) -> tuple[nn.Module, dict]:   # the model to use (EMA weights if any, eval mode) and the history
     "Train `model` on `data` with the reference recipe; resumes `out` when it was made with the same settings, refuses it otherwise."
-    acc, out = accelerator or Accelerator(), Path(out)
+    acc, out = accelerator or make_accelerator(), Path(out)
     params = train_settings(model, data, acc, iters=iters, batch_size=batch_size, lr=lr, weight_decay=weight_decay, power=power,
                             backbone_lr_mult=backbone_lr_mult, max_grad_norm=max_grad_norm, ema_decay=ema_decay, seed=seed, **(settings or {}))
     run, lock = open_run(acc, out, params, "dd-train", overwrite, lambda: start_run(out, params, "dd-train", own_files=_train_files),

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from dataset_diffusion.vocab import COCO_CLASSES, VOC_DISPLAY_NAMES, coco_label
 from dataset_diffusion.fileio import read_jsonl, write_jsonl
-from dataset_diffusion.prompts import ID_PATTERN, reference_rows
+from dataset_diffusion.prompts import reference_rows
 
 DATA = Path(__file__).parent / "data"
 VOC, COCO = DATA / "voc_prompts_fixture.json", DATA / "coco_prompts_fixture.json"
@@ -49,9 +49,8 @@ def test_vocabulary_matters():
 def test_rows_feed_generation(tmp_path):
     "The rows pass `read_items` with every class located in its class prompt, and `dd-generate` makes one pair per row."
     from dataset_diffusion.models import write_word_tokenizer
-    from dataset_diffusion.generate import _ID, read_items
+    from dataset_diffusion.generate import read_items
     from dataset_diffusion.cli import generate_main
-    assert ID_PATTERN.pattern == _ID.pattern
     found = {}
     for f, names in ((VOC, VOC_DISPLAY_NAMES), (COCO, COCO_CLASSES)):
         rows = reference_rows(f, names)
