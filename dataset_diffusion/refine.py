@@ -77,6 +77,7 @@ def mask_from_maps(
     if not 0 <= bg_threshold <= fg_threshold <= 1: raise ValueError(f"need 0 <= bg_threshold ({bg_threshold}) <= fg_threshold ({fg_threshold}) <= 1")
     m, idx = maps.max(0)
     out = labels[idx]
+    m = m.clamp(0, 1)  # bicubic overshoot: a threshold of 0 keeps every pixel, 1 only the exact maxima
     out[m < fg_threshold] = ignore_index
     out[m < bg_threshold] = 0
     return out.to(torch.uint8)
