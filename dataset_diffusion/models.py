@@ -209,7 +209,7 @@ def random_denoiser(
     t = dict(cfg["transformer"])
     if blocks is not None:
         t["num_layers"], single = (blocks, None) if isinstance(blocks, int) else blocks
-        if single is not None: t["num_single_layers"] = single
+        if single is not None and cfg["family"] == "flux": t["num_single_layers"] = single
         if "dual_attention_layers" in t: t["dual_attention_layers"] = tuple(i for i in t["dual_attention_layers"] if i < t["num_layers"])
     torch.manual_seed(seed)
     return (FluxTransformer2DModel if cfg["family"] == "flux" else SD3Transformer2DModel)(**t).eval()
