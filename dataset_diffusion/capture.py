@@ -49,7 +49,7 @@ def generate_with_capture(
 ):                            # (pipeline output, capture holding the mean maps)
     "Generate with the pipeline while the capture of its family records the chosen maps."
     if capture_backend(pipe) == "unet":
-        make_capture(pipe, cross_res, self_res, t_range, blocks)   # checks the arguments
+        if blocks is not None: make_capture(pipe, blocks=blocks)   # refused: blocks are a transformer's
         return generate_with_attention(pipe, prompts, class_prompts, cross_res, self_res, t_range, **kwargs)
     if class_prompts is not None: raise NotImplementedError(CLASS_PROMPT_REFUSAL)
     return generate_with_joint_attention(pipe, prompts, blocks, cross_res, self_res, t_range, **kwargs)

@@ -307,10 +307,11 @@ def _fetch_help(model:str, e:Exception) -> str:
 
 def pipeline_class(
     model:str,   # a local folder or a hub id
+    **kwargs,    # hub options of `from_pretrained` (token, revision, cache_dir, local_files_only) used for the fetch
 ) -> str:        # the `_class_name` of its `model_index.json`
     "The pipeline class a folder or hub id holds, read from its `model_index.json` (the only file fetched)."
-    local = Path(model).expanduser()
-    try: cfg = json.loads((local / "model_index.json").read_text()) if local.exists() else DiffusionPipeline.load_config(model)
+    local, hub = Path(model).expanduser(), {k: v for k, v in kwargs.items() if k in ("token", "revision", "cache_dir", "local_files_only")}
+    try: cfg = json.loads((local / "model_index.json").read_text()) if local.exists() else DiffusionPipeline.load_config(model, **hub)
     except Exception as e: raise OSError(_fetch_help(model, e)) from e
     return cfg.get("_class_name", "(no _class_name)")
 
@@ -326,7 +327,7 @@ def _from_pretrained(model:str, torch_dtype, device, **kwargs):
     if not local.exists() and (model.count("/") != 1 or model.startswith((".", "/", "~"))):
         raise FileNotFoundError(f"model {model!r} is neither a local folder nor a hub id (owner/name)")
     src = str(local) if local.exists() else model
-    cls = pipeline_class(src)
+    cls = pipeline_class(src, **kwargs)
     if cls not in PIPELINES: raise ValueError(f"{model!r} holds a {cls}; load_pipeline loads {', '.join(PIPELINES)}")
     if cls == "StableDiffusionPipeline": kwargs = dict(safety_checker=None, requires_safety_checker=False, **kwargs)
     try: return getattr(diffusers, cls).from_pretrained(src, **dtype_kwarg(pipeline_dtype(cls, torch_dtype, device)), **kwargs)
