@@ -21,8 +21,7 @@ from .voc import IMAGES, MASKS, SETS, write_pair, write_split
 from .models import load_pipeline, native_size
 from .tokens import CLASS_MAPS, class_maps, map_positions
 from .attention import AttentionCapture, generate_with_attention
-from .capture import (capture_backend, class_map_source, class_map_stream, generate_with_capture, make_capture,
-                                       sequence_items, size_multiple)
+from .capture import capture_backend, class_map_source, class_map_stream, generate_with_capture, make_capture, sequence_items, size_multiple
 from .refine import check_finite, mask_from_maps, refined_maps
 from .runs import PartLog, check_folder, params_diff
 
