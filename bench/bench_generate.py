@@ -184,7 +184,7 @@ def main(argv=None):
     pa.add_argument("--pairs", type=int, default=2, help="also time no-masks and masks alternately in one process, this many pairs "
                     "(the time ratio of the summary; a shared machine's drifting load hits both); 0: off")
     pa.add_argument("--paired", action="store_true", help=argparse.SUPPRESS)
-    pa.add_argument("--arch", help=argparse.SUPPRESS)
+    pa.add_argument("--arch", help="one architecture (the same as --archs ARCH)")
     pa.add_argument("--child", dest="way", help=argparse.SUPPRESS)
     a = pa.parse_args(argv)
     if a.way:
@@ -192,6 +192,7 @@ def main(argv=None):
             from dataset_diffusion.models import architecture
             if a.arch not in ("tiny", "shapes") and architecture(a.arch).get("family", "sd") not in ("sd", "sdxl"): return
         return child(a)
+    if a.arch: a.archs = [a.arch]   # --arch X, as before --archs existed
     argv = [x for x in (argv if argv is not None else sys.argv[1:])]
     res = {arch: run_arch(a, arch, argv) for arch in a.archs}
     mem = "cuda_peak_mib" if a.device.startswith("cuda") else "peak_rss_mib"

@@ -33,7 +33,8 @@ def inputs(arch:str):
     cfg = architecture(arch)
     flux = cfg["family"] == "flux"
     torch.manual_seed(0)
-    with torch.device(DEVICE): tr = random_denoiser(arch, blocks=(1, 0) if flux else 1).to(DTYPE)
+    with torch.device(DEVICE): tr = random_denoiser(arch, blocks=(1, 0) if flux else 1)
+    if DTYPE != torch.float32: tr = tr.to(DTYPE)
     d, side = tr.config.num_attention_heads * tr.config.attention_head_dim, 64
     text, rows = cfg["t5_length"] + (0 if flux else 77), 1 if flux else 2
     x, e = torch.randn(rows, side * side, d, device=DEVICE, dtype=DTYPE), torch.randn(rows, text, d, device=DEVICE, dtype=DTYPE)
