@@ -245,8 +245,9 @@ def self_attention(self:AttentionCapture,
 
 # %% ../nbs/10_attention.ipynb #22802312
 def encode_class_prompts(pipe, class_prompts:list[str]) -> torch.Tensor:
-    "Text-encoder states `(n, tokens, dim)` of the class prompts, as the pipeline encodes its prompts."
-    return pipe.encode_prompt(list(class_prompts), pipe._execution_device, 1, False)[0]
+    "Text-encoder states `(n, tokens, dim)` of the class prompts, as the pipeline encodes its prompts (SDXL: both encoders, concatenated)."
+    return pipe.encode_prompt(prompt=list(class_prompts), device=pipe._execution_device, num_images_per_prompt=1,
+                              do_classifier_free_guidance=False)[0]
 
 def generate_with_attention(
     pipe,                     # a `StableDiffusionPipeline`

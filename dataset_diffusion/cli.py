@@ -16,7 +16,7 @@ from .runs import RunBusy, read_run
 from .prompts import PROMPT_TYPES, coco_items, reference_rows, voc_items, write_prompts
 from .captions import DEFAULT_CAPTIONER, CaptionParams, caption_folder, read_ids_file
 from .generate import DTYPES, GenerateParams, generate
-from .tokens import CLASS_MAPS
+from .tokens import CLASS_MAPS, TEXT_STREAMS
 from .data import eval_transform, load_dataset, train_transform
 from .segmenter import ARCHS, RESNETS, build_segmenter, evaluate_model, load_segmenter, make_accelerator, train_segmenter
 from .self_training import self_train
@@ -106,17 +106,29 @@ def _generate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dd-generate", description="Generate a synthetic segmentation dataset (VOC layout) from a prompts JSONL.")
     p.add_argument("--prompts", required=True, help="prompts JSONL from dd-prompts")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--model", default=d.model, help="'shapes' (the shipped Shapes model), 'tiny', 'random:<arch>', a local folder or a hub id (default: %(default)s)")
+    p.add_argument("--model", default=d.model, help="'shapes' (the shipped Shapes model), 'tiny' (random test model; also tiny-sdxl, tiny-sd3, tiny-flux), "
+                   "'random:<arch>', a folder saved with save_pretrained or a hub id of a StableDiffusionPipeline, StableDiffusionXLPipeline, "
+                   "StableDiffusion3Pipeline or FluxPipeline, e.g. stabilityai/stable-diffusion-xl-base-1.0 (open), black-forest-labs/FLUX.1-schnell "
+                   "(open), stabilityai/stable-diffusion-3.5-medium or -large (gated: accept the license on the Hub, then `hf auth login`), "
+                   "black-forest-labs/FLUX.1-dev (gated, non-commercial); stabilityai/stable-diffusion-2-1-base, the paper's model, was withdrawn "
+                   "from the Hub in November 2025 (default: %(default)s)")
     p.add_argument("--classes", default=d.classes, help="class vocabulary: voc, coco, shapes, a file of names (line 1 = label 0) or auto: shapes for the Shapes model, else voc (default: %(default)s)")
     p.add_argument("--steps", type=int, default=d.steps, help="denoising steps (default: %(default)s)")
-    p.add_argument("--guidance", type=float, default=d.guidance, help="guidance scale (default: %(default)s)")
-    p.add_argument("--negative-prompt", default=d.negative_prompt, help="negative prompt of every image")
+    p.add_argument("--guidance", type=float, default=d.guidance, help="guidance scale; for FLUX.1-dev the distilled guidance (3.5 is its usual value), ignored by FLUX.1-schnell (default: %(default)s)")
+    p.add_argument("--negative-prompt", default=d.negative_prompt, help="negative prompt of every image (not for FLUX, which is guidance-distilled)")
     p.add_argument("--size", type=int, default=d.size, help="image side in pixels (default: the model's native size)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per pipeline call (default: %(default)s)")
-    p.add_argument("--dtype", default=d.dtype, choices=list(DTYPES), help="pipeline dtype (default: %(default)s)")
+    p.add_argument("--dtype", default=d.dtype, choices=list(DTYPES), help="pipeline dtype; auto: float16 for SD and SDXL, bfloat16 for SD 3 and FLUX on a GPU, "
+                   "float32 on the CPU; run.json records the dtype used (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="run seed; item seeds derive from it and the ids (default: %(default)s)")
-    p.add_argument("--cross-res", type=int, nargs="+", default=d.cross_res, help="cross-attention side(s) (default: the paper's, scaled)")
-    p.add_argument("--self-res", type=int, default=d.self_res, help="self-attention side (default: the paper's, scaled)")
+    p.add_argument("--cross-res", type=int, nargs="+", default=d.cross_res, help="cross-attention side(s) at the native size (default: the paper's, scaled: "
+                   "16 for SD 1/2, 32 for SDXL; SD 3 and FLUX: one side, the token grid, 64 at 1024 px)")
+    p.add_argument("--self-res", type=int, default=d.self_res, help="self-attention side at the native size (default: the paper's, scaled: 32 for SD 1/2, "
+                   "64 for SDXL; SD 3 and FLUX: half the token grid, 32 at 1024 px)")
+    p.add_argument("--blocks", type=int, nargs="+", default=d.blocks, help="SD 3 and FLUX: indices of the joint-attention layers read (FLUX: double-stream "
+                   "blocks 0-18, single-stream 19-56) (default: SD 3.5 medium 8-11, large 13-16, FLUX 15-18: see 10a_joint_attention)")
+    p.add_argument("--text-stream", default=d.text_stream, choices=TEXT_STREAMS, help="SD 3: read the class maps at the CLIP tokens, the T5 tokens or both; "
+                   "FLUX has T5 tokens only (default: auto: CLIP for SD 3, T5 for FLUX)")
     p.add_argument("--tau", type=int, default=d.tau, help="self-attention exponent (default: %(default)s)")
     p.add_argument("--fg-threshold", type=float, default=d.fg_threshold, help="class threshold (default: %(default)s)")
     p.add_argument("--bg-threshold", type=float, default=d.bg_threshold, help="background threshold (default: %(default)s)")
@@ -125,8 +137,9 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-attention", action="store_true", help="also save class maps and self-attention (fp16 .npz)")
     p.add_argument("--on-missing-class", default=d.on_missing_class, choices=["error", "skip"], help="a class not in its class prompt (default: %(default)s)")
     p.add_argument("--class-maps", default=d.class_maps, choices=CLASS_MAPS + ("auto",),
-                   help="read class maps from the class prompt encoded alone (the reference), the appended class names of the prompt, "
-                        "or the prompt's first mention of each class (caption); auto: caption for the Shapes model, else class_prompt (default: %(default)s)")
+                   help="read class maps from the class prompt encoded alone (the reference; Stable Diffusion 1/2 and SDXL only), the appended class "
+                        "names of the prompt, or the prompt's first mention of each class (caption); auto: caption for the Shapes model, appended for "
+                        "SD 3 and FLUX, else class_prompt; run.json records the source used (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a folder made with other parameters")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

@@ -18,9 +18,9 @@ from .vocab import class_names
 from .fileio import InputError, jsonl_rows, sha256
 from .masks import to_uint8
 from .voc import check_id
-from .models import load_pipeline
+from .models import load_pipeline, native_size
 from .tokens import CLASS_MAPS, class_maps, map_positions
-from .attention import AttentionCapture, generate_with_attention
+from .capture import capture_backend, class_map_source, class_map_stream, generate_with_capture, make_capture, sequence_items, size_multiple
 from .refine import check_finite, mask_from_maps, refined_maps
 from .runs import PartLog, open_run
 from .records import PARTS, finished, item_seed, merge, prepare_folder, read_records, write_item
@@ -85,19 +85,19 @@ def chunks(
     return [items[k:k + batch_size] for k in range(0, len(items), batch_size)]
 
 # %% ../nbs/13_generate.ipynb #bdcff7c6
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
 
 @dataclass
 class GenerateParams:
     "Every setting that shapes the generated files; saved in run.json and compared when a run resumes."
-    model:str = "shapes"             # `shapes` (shipped), `tiny`, `random:<arch>`, a local folder or a hub id
+    model:str = "shapes"             # `shapes` (shipped), `tiny` (`tiny-sdxl`, `tiny-sd3`, `tiny-flux`), `random:<arch>`, a local folder or a hub id (SD 1/2, SDXL, SD 3, FLUX)
     classes:str = "auto"             # class vocabulary: "voc", "coco", "shapes", a file of names, or "auto" (shapes for the Shapes model, else voc)
     steps:int = 100                  # denoising steps (the reference: 100)
     guidance:float = 7.5             # classifier-free guidance scale
     negative_prompt:str = ""         # negative prompt of every image
     size:int|None = None             # image side in pixels; None: the model's native size
     batch_size:int = 4               # images per pipeline call (fixed chunks of the id-sorted items)
-    dtype:str = "float32"            # a key of `DTYPES`
+    dtype:str = "auto"               # a key of `DTYPES`; auto: the model's half precision on a GPU (SD, SDXL: float16; SD 3, FLUX: bfloat16), float32 on the CPU
     seed:int = 0                     # run seed; item seeds are derived from it and the item ids
     cross_res:tuple|None = None      # cross-attention map side(s); None: the paper's choice scaled to the model
     self_res:int|None = None         # self-attention map side; None: the paper's choice scaled
@@ -108,7 +108,9 @@ class GenerateParams:
     masks:bool = True                # False: plain generation, images only (baselines)
     save_attention:bool = False      # also save class maps and self-attention (fp16, compressed)
     on_missing_class:str = "error"   # a class not in its class prompt: "error" or "skip"
-    class_maps:str = "auto"          # a key of `CLASS_MAPS`, or "auto": "caption" for the Shapes model, else "class_prompt" (the reference's)
+    class_maps:str = "auto"          # a key of `CLASS_MAPS`, or "auto": "caption" for the Shapes model, "appended" for SD 3 and FLUX, else "class_prompt" (the reference's)
+    blocks:tuple|None = None         # SD 3, FLUX: the joint-attention layers read (None: `default_blocks`); None for UNets
+    text_stream:str|None = None      # SD 3, FLUX: tokens the class maps come from, a key of `TEXT_STREAMS` (None: auto, CLIP for SD 3, T5 for FLUX); None for UNets
     prompts_sha256:str|None = None   # hash of the prompts file, filled in by `resolve_params`
 
 # %% ../nbs/13_generate.ipynb #3f7f0bf6
@@ -127,17 +129,18 @@ def resolve_params(
     p:GenerateParams,  # the parameters asked for
     pipe,              # the loaded pipeline
     prompts,           # the prompts file
-) -> GenerateParams:   # with size, sides and prompts hash filled in
-    "Check `p` and fill in the model's native size, the attention sides, the class-map source and the prompts file's hash."
+) -> GenerateParams:   # with size, sides, source, blocks, stream, dtype and prompts hash filled in
+    "Check `p` and fill in the model's native size, the attention sides and blocks, the class-map source, the dtype and the prompts file's hash."
     _check_params(p)
-    native = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    size = native if p.size is None else int(p.size)
-    if size % 8: raise ValueError(f"size must be a multiple of 8, got {size}")
-    cap = AttentionCapture(pipe.unet, p.cross_res, p.self_res)
+    size, m = native_size(pipe) if p.size is None else int(p.size), size_multiple(pipe)
+    if size % m: raise ValueError(f"size must be a multiple of {m} for {type(pipe).__name__}, got {size}")
+    if p.negative_prompt and capture_backend(pipe) == "flux": raise ValueError("negative_prompt has no effect on FluxPipeline (FLUX.1 is guidance-distilled): leave it empty")
+    cap = make_capture(pipe, p.cross_res, p.self_res, blocks=None if p.blocks is None else tuple(p.blocks))
     if len(cap.self_res) != 1: raise ValueError(f"self_res must be one side, got {p.self_res!r}")
-    maps = p.class_maps if p.class_maps != "auto" else "caption" if p.model == "shapes" else "class_prompt"
-    return replace(p, size=size, cross_res=tuple(cap.cross_res), self_res=cap.self_res[0], class_maps=maps,
-                   t_range=tuple(p.t_range), prompts_sha256=sha256(prompts))
+    dtype = next((k for k, v in DTYPES.items() if v == pipe.dtype), str(pipe.dtype)) if p.dtype == "auto" else p.dtype
+    return replace(p, size=size, cross_res=tuple(cap.cross_res), self_res=cap.self_res[0], class_maps=class_map_source(pipe, p.class_maps, p.model),
+                   t_range=tuple(p.t_range), blocks=getattr(cap, "blocks", None), text_stream=class_map_stream(pipe, p.text_stream), dtype=dtype,
+                   prompts_sha256=sha256(prompts))
 
 # %% ../nbs/13_generate.ipynb #b3db2290
 def params_json(p:GenerateParams) -> dict:
@@ -175,7 +178,7 @@ def item_result(
 
 # %% ../nbs/13_generate.ipynb #c909bdfb
 def generate_batch(
-    pipe,              # a `StableDiffusionPipeline`
+    pipe,              # a pipeline of any supported family (`10b_capture`)
     items:list,        # one chunk of items
     p:GenerateParams,  # resolved parameters
 ) -> list[dict]:       # one `item_result` per item (images only with `p.masks` False)
@@ -188,12 +191,14 @@ def generate_batch(
         if not p.masks:
             return [dict(image=to_uint8(im)) if np.isfinite(im).all() else dict(error="the image holds NaN or inf values")
                     for im in pipe(prompts, **kw).images]
+        located = sequence_items(pipe, items, p.class_maps, p.text_stream, p.on_missing_class == "skip")
         class_prompts = [it["class_prompt"] for it in items] if p.class_maps == "class_prompt" else None
-        out, cap = generate_with_attention(pipe, prompts, class_prompts, p.cross_res, p.self_res, p.t_range, **kw)
+        out, cap = generate_with_capture(pipe, prompts, class_prompts, p.cross_res, p.self_res, p.t_range, p.blocks, **kw)
         if cap.steps == 0: raise ValueError(f"no denoising step has its timestep in t_range {tuple(p.t_range)}")
         cross = [cap.cross_attention(s, p.class_maps) for s in p.cross_res]
         self_attn = cap.self_attention(p.self_res)
-        return [item_result(im, [c[i] for c in cross], self_attn[i], it, p) for i, (im, it) in enumerate(zip(out.images, items))]
+        return [dict(error=err) if err else item_result(im, [c[i] for c in cross], self_attn[i], it, p)
+                for i, (im, (it, err)) in enumerate(zip(out.images, located))]
 
 # %% ../nbs/13_generate.ipynb #ba0c63e9
 def _state():

@@ -1,5 +1,5 @@
 "What a user sees in JupyterLab: the refine notebook run in a real browser, its sliders moved."
-import json, os, re, shutil, socket, subprocess, sys, time, urllib.request
+import os, re, shutil, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
 

@@ -1,12 +1,9 @@
 "Each way a user can hurt a run, through the console scripts on real files: the exit status, the message and what is on disk after."
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from dataset_diffusion.vocab import VOC_DISPLAY_NAMES
-from dataset_diffusion.masks import save_mask
 from dataset_diffusion.prompts import make_prompts
 from dataset_diffusion.shapes_world import write_shapes_voc
 
@@ -90,7 +87,6 @@ def test_latin1_prompts_and_foreign_run_json(prompts, tmp_path):
 
 def test_rows_that_cannot_be_read_are_refused_before_generating(prompts, tmp_path):
     "The default class maps of the Shapes model read the caption's words: a row they cannot read stops the run, named."
-    voc = write_shapes_voc(tmp_path / "voc", {"test": 2})
     row = dict(id="s0", prompt="a red star above a blue ring; star ring", class_prompt="star ring", labels=[4, 5])
     cases = {"nolabel": (dict(row, id="s1", prompt="a red star; star"), "class 'ring' is not in the prompt 'a red star; star'"),
              "empty": (dict(row, id="s1", prompt=""), "the prompt is empty"),

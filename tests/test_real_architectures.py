@@ -1,7 +1,8 @@
-"Attention capture on the real SD 1.5 and SD 2.1-base UNets (random weights, one step, small latent)."
+"Attention capture on the real SD 1.5 and SD 2.1-base UNets (random weights, one step, small latent); the layouts of SDXL, SD 3.5 and FLUX."
 import pytest, torch
 from dataset_diffusion.attention import AttentionCapture, attention_layers, default_resolutions
-from dataset_diffusion.models import ARCHITECTURES, random_unet
+from dataset_diffusion.models import random_denoiser, random_unet
+from dataset_diffusion.joint_attention import default_blocks, joint_layers
 
 @pytest.fixture(scope="module", params=["sd15", "sd21-base"])
 def unet(request):
@@ -48,3 +49,20 @@ def test_timestep_range_skips_steps(unet):
         unet(torch.randn(1, 4, 16, 16), 500, encoder_hidden_states=torch.randn(1, 77, dim))
     assert cap.steps == 0 and cap.sums == {}
     with pytest.raises(KeyError, match="no self-attention maps at side 32"): cap.self_attention()
+
+def test_sdxl_sides_at_a_128_latent():
+    "The paper's cross 16 / self 32 for a 64 latent, scaled to SDXL's 128 latent: 60 cross layers at 32, 10 self layers at 64."
+    with torch.device("meta"): unet = random_denoiser("sdxl")
+    layers = attention_layers(unet).values()
+    count = lambda kind, side: sum(l.kind == kind and l.side == side for l in layers)
+    assert default_resolutions(unet) == (32, 64)
+    assert (count("cross", 32), count("self", 64), count("cross", 64), count("self", 32)) == (60, 10, 10, 60)
+
+@pytest.mark.parametrize("arch, joint, single, width, blocks", [("sd3.5-medium", 24, 0, 1536, range(8, 12)),
+    ("sd3.5-large", 38, 0, 2432, range(13, 17)), ("flux.1-dev", 19, 38, 3072, range(15, 19)), ("flux.1-schnell", 19, 38, 3072, range(15, 19))])
+def test_real_transformers(arch, joint, single, width, blocks):
+    with torch.device("meta"): tr, small = random_denoiser(arch), random_denoiser(arch, blocks=(2, 1))
+    kinds = [l.kind for l in joint_layers(tr)]
+    assert (kinds.count("joint"), kinds.count("single")) == (joint, single)
+    assert tr.config.num_attention_heads * tr.config.attention_head_dim == width and default_blocks(tr) == blocks
+    assert len(joint_layers(small)) == (3 if single else 2)

@@ -1,5 +1,5 @@
 "The reference repository's prompt files become our prompt rows: 20-row fixtures in its format (our own rows), the CLI, generation."
-import json, os
+import os
 from pathlib import Path
 import pytest
 from dataset_diffusion.vocab import COCO_CLASSES, VOC_DISPLAY_NAMES, coco_label
