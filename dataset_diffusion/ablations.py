@@ -18,7 +18,7 @@ from .tokens import class_maps, map_positions
 from .attention import generate_with_attention
 from .refine import attention_mask, check_finite
 from .runs import params_diff
-from .generate import item_seed
+from .records import item_seed
 
 # %% auto #0
 __all__ = ['PAPER_ABLATIONS', 'paper_scale', 'capture_prompts', 'variant_masks', 'write_pairs', 'oracle_miou', 'fmt',

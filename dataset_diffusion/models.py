@@ -22,8 +22,8 @@ from tokenizers.models import Unigram
 
 # %% auto #0
 __all__ = ['SPLIT_WORDS', 'ARCHITECTURES', 'TINY_WORDS', 'PIPELINES', 'TINY_MODELS', 'write_word_tokenizer', 'write_t5_tokenizer',
-           'architecture', 'random_unet', 'random_denoiser', 'random_pipeline', 'shipped_model_dir', 'dtype_kwarg',
-           'native_size', 'pipeline_class', 'pipeline_dtype', 'load_pipeline']
+           'architecture', 'random_unet', 'random_denoiser', 'random_pipeline', 'pipeline_family', 'shipped_model_dir',
+           'dtype_kwarg', 'native_size', 'pipeline_class', 'pipeline_dtype', 'load_pipeline']
 
 # %% ../nbs/06_models.ipynb #3a001aa2
 def _byte_alphabet() -> list[str]:
@@ -281,6 +281,12 @@ PIPELINES = {"StableDiffusionPipeline": torch.float16, "StableDiffusionXLPipelin
 "The pipeline classes `load_pipeline` loads, with the half precision each runs in on a GPU (`torch_dtype='auto'`)."
 TINY_MODELS = ("tiny", "tiny-sdxl", "tiny-sd3", "tiny-flux")
 "The tiny random test pipelines `load_pipeline` builds by name."
+
+def pipeline_family(pipe) -> str:
+    "'sd' (Stable Diffusion 1/2), 'sdxl', 'sd3' (SD 3 / 3.5) or 'flux': the family of a pipeline of one of the classes of `PIPELINES`."
+    for cls, fam in ((StableDiffusionXLPipeline, "sdxl"), (StableDiffusion3Pipeline, "sd3"), (FluxPipeline, "flux"), (StableDiffusionPipeline, "sd")):
+        if isinstance(pipe, cls): return fam
+    raise TypeError(f"a {type(pipe).__name__} is none of {', '.join(PIPELINES)}")
 
 def shipped_model_dir() -> Path:
     "The folder inside the installed package that holds the shipped Shapes model (`pipeline/`) and its checker."

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from diffusers.training_utils import compute_snr
-from transformers import CLIPTextConfig, CLIPTextModel
 from tqdm import tqdm
 from .vocab import SHAPES_CLASSES
 from .fileio import atomic_write
-from .models import dtype_kwarg, load_pipeline, write_word_tokenizer
+from .models import dtype_kwarg, load_pipeline, write_word_tokenizer  # before diffusers: models quiets transformers' torchvision notice
+from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers.training_utils import compute_snr
+from transformers import CLIPTextConfig, CLIPTextModel
 from .shapes_world import COLOURS, scene
 from .prompts import build_prompt
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import inspect
 import torch
-from diffusers import FluxPipeline, StableDiffusion3Pipeline
+from .models import pipeline_family
 
 # %% auto #0
 __all__ = ['CLASS_MAPS', 'TEXT_STREAMS', 'token_positions', 'class_maps', 'class_positions', 'appended_offset',
@@ -100,10 +100,11 @@ def text_streams(
     max_sequence_length:int|None=None,   # the T5 length passed to the pipeline; None: its default
 ) -> dict[str, tuple]:                   # {stream: (tokenizer, offset in the denoiser's text sequence, tokens kept)}
     "The tokenizers whose tokens make the denoiser's text sequence, and where each stream's tokens are."
-    if isinstance(pipe, StableDiffusion3Pipeline):
+    fam = pipeline_family(pipe)
+    if fam == "sd3":
         n = pipe.tokenizer_max_length
         return {"clip": (pipe.tokenizer, 0, n), "t5": (pipe.tokenizer_3, n, t5_length(pipe, max_sequence_length))}
-    if isinstance(pipe, FluxPipeline): return {"t5": (pipe.tokenizer_2, 0, t5_length(pipe, max_sequence_length))}
+    if fam == "flux": return {"t5": (pipe.tokenizer_2, 0, t5_length(pipe, max_sequence_length))}
     return {"clip": (pipe.tokenizer, 0, pipe.tokenizer.model_max_length)}
 
 # %% ../nbs/09_tokens.ipynb #cdb87294
@@ -125,7 +126,7 @@ def sequence_positions(
     names = {"auto": [next(iter(streams))], "both": ["clip", "t5"]}.get(stream, [stream])
     missing = [s for s in names if s not in streams]
     if missing: raise ValueError(f"stream {missing[0]!r} is not in the text sequence of {type(pipe).__name__}, which has {sorted(streams)}"
-                                 + (" (FLUX's CLIP encoder gives only a pooled vector)" if isinstance(pipe, FluxPipeline) else ""))
+                                 + (" (FLUX's CLIP encoder gives only a pooled vector)" if pipeline_family(pipe) == "flux" else ""))
     out = [[] for _ in classes]
     for s in names:
         tok, off, n = streams[s]
