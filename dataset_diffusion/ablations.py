@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
-from .fileio import atomic_write
+from .fileio import atomic_write, load_checkpoint
 from .masks import to_uint8
 from .metrics import score_pairs
 from .voc import write_pair, write_split
@@ -75,7 +75,7 @@ def capture_prompts(
     for b in tqdm(range(0, len(rows), batch_size), desc="capture", disable=not progress, mininterval=10):
         chunk, f = rows[b:b + batch_size], out / f"batch-{b // batch_size:05d}.pt"
         if f.is_file():
-            saved = torch.load(f, weights_only=False)
+            saved = [dict(s, image=s["image"].numpy()) for s in load_checkpoint(f, "capture batch", "delete it to capture the batch again")]
             if [s["prompt"] for s in saved] != [r["prompt"] for r in chunk]:
                 raise ValueError(f"{f} holds other prompts than rows {b}..{b + len(chunk) - 1}: use another folder or delete it")
             items += saved; continue
@@ -97,7 +97,7 @@ def _capture_batch(pipe, chunk, names, f:Path, cross_res, self_res, steps, guida
     saved = [dict(id=r["id"], prompt=r["prompt"], caption=r.get("caption"), labels=list(r["labels"]), image=to_uint8(res.images[i]),
                   cross={s: class_maps(cross[s][i], p).half() for s in cross_res}, self={s: sa[s][i].half() for s in self_res})
              for i, (r, p) in enumerate(zip(chunk, pos))]
-    atomic_write(f, lambda p: torch.save(saved, p))
+    atomic_write(f, lambda p: torch.save([dict(s, image=torch.from_numpy(s["image"])) for s in saved], p))
     return saved
 
 # %% ../nbs/21_ablations.ipynb #ed2f62ea

@@ -15,13 +15,13 @@ from tqdm import tqdm
 logging.getLogger("transformers.utils.import_utils").setLevel(logging.ERROR)  # without torchvision, transformers warns that BLIP's image processor falls back to PIL
 from transformers import (AutoConfig, BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor,
                           Blip2Config, Blip2ForConditionalGeneration, Blip2Processor)
-from .fileio import atomic_write
+from .fileio import InputError, RunLock, atomic_write, read_json
 from .voc import check_id
 
 # %% auto #0
 __all__ = ['DEFAULT_CAPTIONER', 'IMAGE_EXTS', 'CAPTIONERS', 'TINY_CAPTION_WORDS', 'CaptionParams', 'image_files', 'read_ids_file',
-           'read_rgb', 'tiny_captioner', 'load_captioner', 'caption_images', 'check_params', 'read_done',
-           'caption_folder']
+           'read_rgb', 'tiny_captioner', 'load_captioner', 'caption_images', 'check_values', 'check_params',
+           'read_done', 'caption_folder']
 
 # %% ../nbs/08a_captions.ipynb #dd627b1d
 DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-large"
@@ -162,15 +162,23 @@ def caption_images(
 # %% ../nbs/08a_captions.ipynb #14838aab
 def _params_path(out:Path) -> Path: return out.with_name(out.name + ".params.json")
 
+def check_values(params:CaptionParams):
+    "Refuse settings that cannot caption, naming each option."
+    bad = [f"--{k.replace('_', '-')} {v} (must be at least {lo})" for k, v, lo in
+           (("num_beams", params.num_beams, 1), ("max_new_tokens", params.max_new_tokens, 1), ("min_new_tokens", params.min_new_tokens, 0)) if v < lo]
+    if params.min_new_tokens > params.max_new_tokens: bad.append(f"--min-new-tokens {params.min_new_tokens} above --max-new-tokens {params.max_new_tokens}")
+    if bad: raise InputError("invalid " + "; ".join(bad))
+
 def check_params(
     out,                  # the captions JSONL
     params:CaptionParams, # this run's settings
 ):
-    "Save `params` beside a new `out`, or refuse to resume an `out` written with other settings."
+    "Save `params` beside a new `out`, or refuse to resume an `out` written with other settings, or to append through a link."
     out = Path(out); meta, new = _params_path(out), asdict(params)
+    if out.is_symlink(): raise InputError(f"--out {out} is a link to {out.resolve()}; captions are appended to --out, never through a link: give the file itself")
     started = out.is_file() and out.stat().st_size > 0
     if meta.is_file():
-        old = json.loads(meta.read_text())
+        old = read_json(meta, "dd-caption settings file")
         diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
         if not diff: return
         if started: raise ValueError(f"{out} was written with other settings ({'; '.join(diff)}); use another --out or the same settings")
@@ -214,8 +222,15 @@ def caption_folder(
 ) -> dict:                                # counts: images, done_before, captioned
     "Caption every image of `images` in sorted id order into `out`, one synced line per image; a rerun finishes what is missing."
     if batch_size < 1: raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_values(params)
     files, out = image_files(images, ids, skip_other), Path(out)
-    check_params(out, params)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with RunLock(out.parent, "dd-caption", f".{out.name}.dd-caption.lock"):
+        check_params(out, params)
+        return _caption_missing(files, out, params, batch_size, device, dtype, workers, progress)
+
+def _caption_missing(files:dict, out:Path, params:CaptionParams, batch_size:int, device, dtype:str, workers:int, progress:bool) -> dict:
+    "Holding `out`'s lock: caption the images of `files` that `out` lacks, appending one synced line each."
     done, order = read_done(out, files), list(files)
     todo = [c for c in ([i for i in order[k:k + batch_size] if i not in done] for k in range(0, len(order), batch_size)) if c]
     n, lenient = 0, ImageFile.LOAD_TRUNCATED_IMAGES

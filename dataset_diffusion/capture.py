@@ -5,14 +5,13 @@
 # %% ../nbs/10b_capture.ipynb #bd2682f3
 from __future__ import annotations
 from diffusers import FluxTransformer2DModel, SD3Transformer2DModel, UNet2DConditionModel
-from .attention import AttentionCapture, generate_with_attention
+from .attention import AttentionCapture, attention_layers, generate_with_attention
 from .models import native_size
-from .tokens import TEXT_STREAMS, sequence_positions
+from .tokens import TEXT_STREAMS
 from .joint_attention import CLASS_PROMPT_REFUSAL, JointAttentionCapture, generate_with_joint_attention, token_grid
 
 # %% auto #0
-__all__ = ['capture_backend', 'make_capture', 'generate_with_capture', 'class_map_source', 'class_map_stream', 'sequence_items',
-           'size_multiple']
+__all__ = ['capture_backend', 'make_capture', 'generate_with_capture', 'class_map_source', 'class_map_stream', 'size_multiple']
 
 # %% ../nbs/10b_capture.ipynb #86555ec0
 def capture_backend(pipe) -> str:
@@ -72,23 +71,7 @@ def class_map_stream(pipe, stream:str|None=None) -> str|None:
     if backend == "flux" and not auto and stream != "t5": raise ValueError(f"text_stream {stream!r}: FLUX's text sequence holds T5 tokens only (its CLIP encoder gives a pooled vector)")
     return ("clip" if backend == "sd3" else "t5") if auto else stream
 
-def sequence_items(
-    pipe,           # a pipeline of any supported family
-    items:list,     # dicts with id, prompt, class_prompt, class_names (and positions, from `map_positions`)
-    source:str,     # where the class maps are read, a key of `CLASS_MAPS`
-    stream,         # the DiT text stream (`class_map_stream`)
-    skip:bool,      # give the reason of an item whose classes cannot be located, instead of raising it
-) -> list[tuple[dict, str|None]]:  # (item, None) or (item, reason)
-    "The items with their classes' positions in the text sequence of `pipe`'s denoiser (`sequence_positions`); a UNet's items keep theirs."
-    if capture_backend(pipe) == "unet": return [(it, None) for it in items]
-    out = []
-    for it in items:
-        try: out.append((dict(it, positions=sequence_positions(pipe, it["prompt"], it["class_prompt"], it["class_names"], source, stream)), None))
-        except ValueError as e:
-            if not skip: raise ValueError(f"item {it['id']!r}: {e} (--on-missing-class skip leaves such items out)") from None
-            out.append((it, str(e)))
-    return out
-
 def size_multiple(pipe) -> int:
-    "The multiple of pixels an image side must be: 8, or a DiT's pixels per token if larger."
-    return 8 if capture_backend(pipe) == "unet" else max(8, native_size(pipe) // token_grid(pipe))
+    "The multiple of pixels an image side must be so that every captured map tiles the image: a UNet's pixels per cell of its coarsest attention map, a DiT's pixels per token (at least 8)."
+    if capture_backend(pipe) == "unet": return pipe.vae_scale_factor * max(l.factor for l in attention_layers(pipe.unet).values())
+    return max(8, native_size(pipe) // token_grid(pipe))

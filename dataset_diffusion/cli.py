@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch
 from .vocab import COCO_CLASSES, class_names
-from .fileio import InputError, atomic_write, write_jsonl
+from .fileio import InputError, RunBusy, atomic_write, check_output, write_output
 from .metrics import evaluate_folders, iou_table
 from .voc import VOC_SOURCES
-from .runs import RunBusy, read_run
-from .prompts import PROMPT_TYPES, coco_items, reference_rows, voc_items, write_prompts
+from .runs import read_run
+from .prompts import PROMPT_TYPES, coco_items, make_prompts, reference_rows, voc_items, write_prompts
 from .captions import DEFAULT_CAPTIONER, CaptionParams, caption_folder, read_ids_file
 from .generate import DTYPES, GenerateParams, generate
 from .tokens import CLASS_MAPS, TEXT_STREAMS
@@ -22,8 +22,8 @@ from .segmenter import ARCHS, RESNETS, build_segmenter, evaluate_model, load_seg
 from .self_training import self_train
 
 # %% auto #0
-__all__ = ['ERRORS', 'COMMANDS', 'error_message', 'cli_errors', 'reference_prompts', 'prompts_main', 'generate_main', 'run_train',
-           'train_main', 'run_eval', 'eval_main', 'caption_main', 'usage', 'main']
+__all__ = ['ERRORS', 'COMMANDS', 'error_message', 'cli_errors', 'check_device', 'reference_prompts', 'prompts_main',
+           'generate_main', 'run_train', 'train_main', 'run_eval', 'eval_main', 'caption_main', 'usage', 'main']
 
 # %% ../nbs/19_cli.ipynb #acfd9982
 ERRORS = (InputError, RunBusy, ValueError, OSError, ImportError)
@@ -37,13 +37,30 @@ def error_message(e:Exception) -> str:
 
 @contextmanager
 def cli_errors(
-    prog:str,   # the command, named in the message
+    prog:str,                      # the command, named in the message
+    interrupted:str="nothing was written",  # what Ctrl-C leaves behind, and how to go on
 ):
-    "Turn the errors of bad input into `prog: error: message` on stderr and exit status 2."
+    "Turn the errors of bad input into `prog: error: message` on stderr and exit status 2; Ctrl-C into one line and status 130."
     try: yield
     except ERRORS as e:
         print(f"{prog}: error: {error_message(e)}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted: {interrupted}", file=sys.stderr, flush=True)
+        sys.exit(130)
+
+def check_device(
+    device:str|None,   # the --device argument
+) -> str|None:         # `device`
+    "Refuse a device that torch does not know or that this machine lacks, naming it."
+    if device is None: return None
+    try: d = torch.device(device)
+    except RuntimeError as e: raise InputError(f"--device {device!r} is not a device torch knows ({e}); use cuda, cuda:N or cpu") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: torch {torch.__version__} sees no CUDA GPU on this machine; use --device cpu, or leave --device out (cuda when available)")
+    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
+        raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+    return device
 
 # %% ../nbs/19_cli.ipynb #a4dd3821
 def _reference_subparser(sub):
@@ -52,6 +69,7 @@ def _reference_subparser(sub):
     r.add_argument("--json", required=True, help="the reference's prompts file: a JSON list of {filename, caption, class_prompt}")
     r.add_argument("--classes", required=True, help="vocabulary of its class prompts: voc (names with spaces: 'tv monitor'), coco, shapes or a file of names")
     r.add_argument("--out", required=True, help="JSONL file to write (prompts kept as given)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out that holds something else")
 
 def reference_prompts(
     p,  # the `dd-prompts` parser, for errors
@@ -59,8 +77,9 @@ def reference_prompts(
 ):
     "`dd-prompts reference`: the reference's prompts file as our prompts JSONL."
     with cli_errors("dd-prompts"):
-        if Path(a.out).is_dir(): raise InputError(f"--out {a.out} is a folder; give the JSONL file to write")
-        n = write_jsonl(reference_rows(a.json, class_names(a.classes)), a.out)
+        inputs = {"--json": a.json, "--classes": a.classes}
+        check_output(a.out, inputs)
+        n = write_prompts(reference_rows(a.json, class_names(a.classes)), a.out, inputs, a.overwrite)
     print(f"wrote {n} prompts to {a.out}")
 
 # %% ../nbs/19_cli.ipynb #fecefa61
@@ -82,8 +101,16 @@ def _prompts_parser() -> argparse.ArgumentParser:
         s.add_argument("--kind", default="caption+labels", choices=PROMPT_TYPES, help="prompt type")
         s.add_argument("--captions-per-image", type=int, default=1, help="prompts per image (default: 1)")
         s.add_argument("--out", required=True, help="JSONL file to write")
+        s.add_argument("--overwrite", action="store_true", help="replace an existing --out that holds something else")
     _reference_subparser(sub)
     return p
+
+def _prompt_inputs(a) -> dict:
+    "{option: path} of what `dd-prompts voc|coco` reads: the files, and the VOC folders whose files it reads."
+    if a.dataset == "coco": return {"--captions": a.captions, "--instances": a.instances, "--classes": a.classes}
+    root = Path(a.root)
+    return {"--captions": a.captions, "--classes": a.classes, "--root's split lists": root/"ImageSets",
+            f"--root's {VOC_SOURCES[a.source][0]}": root/VOC_SOURCES[a.source][0]}
 
 def prompts_main(
     argv=None, # command-line arguments; None reads `sys.argv`
@@ -93,10 +120,11 @@ def prompts_main(
     if a.dataset == "reference": return reference_prompts(p, a)
     if a.dataset == "voc" and a.captions is None and a.kind in ("caption", "caption+labels"): p.error(f"--captions is needed for --kind {a.kind}")
     with cli_errors("dd-prompts"):
-        if Path(a.out).is_dir(): raise InputError(f"--out {a.out} is a folder; give the JSONL file to write")
+        inputs = _prompt_inputs(a)
+        check_output(a.out, inputs)
         if a.dataset == "voc": items, names = voc_items(a.root, a.captions, a.split, a.source, a.captions_per_image), class_names(a.classes)
         else: items, names = coco_items(a.captions, a.instances, a.captions_per_image, None if a.classes == "coco" else class_names(a.classes)), class_names(a.classes)
-        n = write_prompts(items, a.out, names, a.kind)
+        n = write_prompts(make_prompts(items, names, a.kind), a.out, inputs, a.overwrite)
     print(f"wrote {n} prompts to {a.out}; skipped {len(items.skipped)} images without objects")
 
 # %% ../nbs/19_cli.ipynb #ae458ef7
@@ -116,7 +144,9 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=d.steps, help="denoising steps (default: %(default)s)")
     p.add_argument("--guidance", type=float, default=d.guidance, help="guidance scale; for FLUX.1-dev the distilled guidance (3.5 is its usual value), ignored by FLUX.1-schnell (default: %(default)s)")
     p.add_argument("--negative-prompt", default=d.negative_prompt, help="negative prompt of every image (not for FLUX, which is guidance-distilled)")
-    p.add_argument("--size", type=int, default=d.size, help="image side in pixels (default: the model's native size)")
+    p.add_argument("--height", type=int, default=d.height, help="image height in pixels (default: the model's native size)")
+    p.add_argument("--width", type=int, default=d.width, help="image width in pixels (default: the model's native size)")
+    p.add_argument("--size", type=int, default=None, help="square images of this side: --height and --width in one")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per pipeline call (default: %(default)s)")
     p.add_argument("--dtype", default=d.dtype, choices=list(DTYPES), help="pipeline dtype; auto: float16 for SD and SDXL, bfloat16 for SD 3 and FLUX on a GPU, "
                    "float32 on the CPU; run.json records the dtype used (default: %(default)s)")
@@ -149,11 +179,15 @@ def generate_main(
     argv=None,  # command-line arguments; None reads `sys.argv`
 ):
     "Entry point of `dd-generate`."
-    a = _generate_parser().parse_args(argv)
+    p = _generate_parser(); a = p.parse_args(argv)
+    if a.size is not None:
+        if (a.height, a.width) != (None, None): p.error("give --size, or --height and --width, not both")
+        a.height = a.width = a.size
     keys = [k for k in GenerateParams.__dataclass_fields__ if k not in ("masks", "prompts_sha256")]
     p = GenerateParams(**{k: getattr(a, k) for k in keys}, masks=not a.no_masks)
     if p.cross_res is not None: p.cross_res = tuple(p.cross_res)
-    with cli_errors("dd-generate"): c = generate(a.prompts, a.out, p, overwrite=a.overwrite, progress=not a.no_progress)
+    with cli_errors("dd-generate", f"the finished pairs are kept in {a.out}; run the same command again to make the rest"):
+        c = generate(a.prompts, a.out, p, overwrite=a.overwrite, progress=not a.no_progress)
     if "images" in c: print(f"{a.out}: {c['images']} images, {c['rejected']} rejected, {c['generated']} generated by the main process")
 
 # %% ../nbs/19_cli.ipynb #491efbda
@@ -213,7 +247,7 @@ def run_train(
 ) -> dict:      # what eval.json holds
     "`dd-train` with arguments `argv`; returns the result as a dict."
     p = _train_parser(); a = p.parse_args(argv)
-    with cli_errors("dd-train"):
+    with cli_errors("dd-train", f"the last checkpoint in {a.out} is kept; run the same command again to resume from it"):
         _check_train_args(a)
         names = list(class_names(a.classes)); n = len(names)
         data, val = _datasets(a, n)
@@ -262,6 +296,7 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="test-time augmentation: scales 0.5-1.75 and horizontal flip")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--json", help="also write the result to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json that holds something else")
     return p
 
 def run_eval(
@@ -274,7 +309,9 @@ def run_eval(
     if a.checkpoint and not a.data: p.error("--checkpoint needs --data")
     if a.pred and not (a.num_classes or a.classes): p.error("--pred/--gt need --num-classes or --classes")
     with cli_errors("dd-eval"):
-        if a.json and Path(a.json).is_dir(): raise InputError(f"--json {a.json} is a folder; give the file to write")
+        check_device(a.device)
+        inputs = {"--pred": a.pred, "--gt": a.gt, "--checkpoint": a.checkpoint, "--data": a.data, "--classes": a.classes}
+        if a.json: check_output(a.json, inputs, "--json")
         names = list(class_names(a.classes)) if a.classes else None
         res = _eval_checkpoint(a, names) if a.checkpoint else evaluate_folders(a.pred, a.gt, a.num_classes or len(names))
         names = names or res.get("class_names")
@@ -282,9 +319,7 @@ def run_eval(
         names = names if names and len(names) == len(conf) else None
         print(iou_table(conf, names))
         out = dict(miou=res["miou"], iou=res["iou"], n=res["n"], class_names=names or list(map(str, range(len(conf)))))
-        if a.json:
-            Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(Path(a.json), lambda f: Path(f).write_text(json.dumps(out, indent=1)))
+        if a.json: write_output(a.json, json.dumps(out, indent=1), inputs, a.overwrite, "--json")
         return out
 
 def _eval_checkpoint(a, names) -> dict:
@@ -331,7 +366,9 @@ def caption_main(
     "Entry point of `dd-caption`."
     p = _caption_parser(); a = p.parse_args(argv)
     params = CaptionParams(a.model, a.prompt, a.num_beams, a.max_new_tokens, a.min_new_tokens)
-    with cli_errors("dd-caption"):
+    with cli_errors("dd-caption", f"every caption written so far is kept in {a.out}; run the same command again to caption the rest"):
+        check_device(a.device)
+        check_output(a.out, {"--images": a.images, "--ids": a.ids})
         ids = read_ids_file(a.ids) if a.ids else None
         r = caption_folder(a.images, a.out, params, a.batch_size, a.device, a.dtype, ids, a.skip_other, a.workers, not a.no_progress)
     print(f"{a.out}: {r['images']} images, {r['done_before']} captioned before, {r['captioned']} now")

@@ -4,18 +4,47 @@
 
 # %% ../nbs/01_fileio.ipynb #34cb8f9d
 from __future__ import annotations
-import hashlib, io, json, os, pickle, re, uuid, zipfile
+import fcntl, hashlib, io, json, os, pickle, re, socket, sys, time, uuid, zipfile
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['InputError', 'run_token', 'atomic_write', 'remove_temp_files', 'read_text', 'read_json', 'jsonl_rows', 'read_jsonl',
-           'write_jsonl', 'json_lines', 'sha256', 'npz_bytes', 'load_checkpoint']
+__all__ = ['InputError', 'ParameterError', 'check_parameters', 'run_token', 'atomic_write', 'remove_temp_files', 'read_text',
+           'read_json', 'jsonl_rows', 'read_jsonl', 'write_jsonl', 'json_lines', 'sha256', 'npz_bytes',
+           'load_checkpoint', 'same_file', 'is_within', 'check_output', 'write_output', 'links_leaving', 'lock_name',
+           'RunBusy', 'RunLock']
 
 # %% ../nbs/01_fileio.ipynb #255a1867
 class InputError(ValueError):
     "Bad input: the message names the file and the line, row or key at fault."
+
+# %% ../nbs/01_fileio.ipynb #0fde831d
+class ParameterError(InputError):
+    "A notebook parameter of the wrong type or value; Jupyter shows the message alone."
+    def _render_traceback_(self): return [f"ParameterError: {self}"]
+
+def _rule_text(types, rule) -> str:
+    "What a parameter must be, in words."
+    kind = " or ".join({"int": "an integer", "float": "a number", "str": "a string", "list": "a list", "NoneType": "None", "bool": "True/False",
+                        "tuple": "a tuple"}.get(t.__name__, t.__name__) for t in types)
+    if rule is None or callable(rule): return kind
+    if isinstance(rule, (list, tuple, set)): return f"one of {', '.join(map(repr, rule))}"
+    return f"{kind} >= {rule}"
+
+def check_parameters(
+    values:dict,  # the notebook's parameters by name (e.g. `globals()`)
+    rules:dict,   # name -> (type or types, rule): rule None, a minimum, a collection of allowed values, or a test (value -> bool) with its words as a third item
+):
+    "Raise one `ParameterError` naming every parameter that breaks its rule."
+    bad = []
+    for name, (types, rule, *words) in rules.items():
+        types, v = types if isinstance(types, tuple) else (types,), values[name]
+        ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+        if ok and rule is not None and not isinstance(v, type(None)):
+            ok = rule(v) if callable(rule) else v in rule if isinstance(rule, (list, tuple, set)) else v >= rule
+        if not ok: bad.append(f"{name} = {v!r} (must be {words[0] if words else _rule_text(types, rule)})")
+    if bad: raise ParameterError("; ".join(bad))
 
 # %% ../nbs/01_fileio.ipynb #5f295b11
 def run_token(
@@ -148,10 +177,110 @@ def load_checkpoint(
     what:str="checkpoint",  # what it is, for the errors
     hint:str="",            # what the user can do about an unreadable file
 ):                          # the saved object, on the CPU
-    "The object `torch.save`d at `path`; an unreadable (e.g. truncated) file is an `InputError` naming it."
+    "The tensors and plain values `torch.save`d at `path`; a file holding other objects, or cut short, is an `InputError` naming it."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{what} not found: {path}")
-    try: return torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError, OSError) as e:
+    try: return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e): raise InputError(f"{path}: cannot read this {what} (UnpicklingError); it may be cut short") from None
+        raise InputError(f"{path}: not a {what}: it holds Python objects other than tensors and plain values, and such a file is never "
+                         "unpickled here (unpickling can run code)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, OSError) as e:
         raise InputError(f"{path}: cannot read this {what} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'truncated'}); "
                          f"it may be cut short{'; ' + hint if hint else ''}") from None
+
+# %% ../nbs/01_fileio.ipynb #85555d79
+def same_file(a, b) -> bool:
+    "Whether the paths `a` and `b` name one file: through links, `..` or hard links."
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists(): return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+def is_within(path, folder) -> bool:
+    "Whether `path` is `folder` or lies inside it, links resolved."
+    p, f = Path(path).resolve(), Path(folder).resolve()
+    return p == f or p.is_relative_to(f)
+
+# %% ../nbs/01_fileio.ipynb #03114610
+def check_output(
+    path,                 # the file a command writes
+    inputs:dict|None=None,  # {option: path} of the files and folders the command reads
+    option:str="--out",   # the option that names `path`, for the errors
+) -> Path:                # `path`
+    "Refuse an output that is a folder, one of the `inputs`, or inside an input folder."
+    path = Path(path)
+    if path.is_dir(): raise InputError(f"{option} {path} is a folder; give the file to write")
+    for name, src in (inputs or {}).items():
+        if src is None or str(src) == "": continue
+        if Path(src).is_dir() and is_within(path, src): raise InputError(f"{option} {path} lies inside {name} {src}, which this command reads; write it elsewhere")
+        if same_file(path, src): raise InputError(f"{option} {path} is also {name}: an input is never an output; choose another file")
+    return path
+
+def write_output(
+    path,                 # the file to write
+    data:bytes|str,       # its content
+    inputs:dict|None=None,  # {option: path} of what the command reads (see `check_output`)
+    overwrite:bool=False, # replace an existing file that holds something else
+    option:str="--out",   # the option that names `path`
+) -> bool:                # whether the file was (re)written; False: it already held `data`
+    "Write `data` to `path` atomically, unless `path` is an input, or exists with other content and `overwrite` is off."
+    path = check_output(path, inputs, option)
+    data = data.encode("utf-8") if isinstance(data, str) else data
+    if path.exists() or path.is_symlink():
+        if path.is_file() and path.read_bytes() == data: return False
+        if not overwrite: raise InputError(f"{option} {path} exists and holds something else; it is kept: pass --overwrite to replace it, or choose another file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda t: Path(t).write_bytes(data))
+    return True
+
+# %% ../nbs/01_fileio.ipynb #38da7998
+def links_leaving(
+    root,   # a folder
+) -> list[tuple[Path, Path]]:  # (link, where it leads) for each link under `root` that resolves outside it
+    "The symbolic links under `root` (not followed) whose targets lie outside `root`."
+    root, out = Path(root), []
+    if not root.is_dir(): return out
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(folder)/name
+            if p.is_symlink() and not is_within(p, root): out.append((p, p.resolve()))
+    return out
+
+# %% ../nbs/01_fileio.ipynb #78cce296
+def lock_name(tool:str) -> str:
+    "The file name of `tool`'s lock in a run folder."
+    return f".{tool}.lock"
+
+class RunBusy(RuntimeError):
+    "Another process is writing the run folder."
+
+class RunLock:
+    "One writer per run folder (or output file): an exclusive `flock` on `.<tool>.lock`, released by the OS when its process dies."
+    def __init__(self,
+        out,                 # the run folder, whose lock file is `out`/.<tool>.lock
+        tool:str,            # the tool, named in the lock file and the errors
+        name:str|None=None,  # another lock file name in `out` (one output file of a folder: `.<file>.<tool>.lock`)
+    ): self.path, self.tool, self.fd = Path(out)/(name or lock_name(tool)), tool, None
+
+    def acquire(self):
+        "Take the lock or raise `RunBusy` naming the process that holds it; returns self."
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "a process"
+            os.close(fd)
+            what = self.path.parent if self.path.name == lock_name(self.tool) else self.path.parent/self.path.name[1:].removesuffix(f".{self.tool}.lock")
+            raise RunBusy(f"{what} is being written by another {self.tool}: {holder}; wait for it to finish, or choose another output") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')} ({' '.join(sys.argv)[:300]})".encode())
+        self.fd = fd
+        return self
+
+    def release(self):
+        "Empty the lock file and let the lock go (the file stays: removing it would race with a process about to lock it)."
+        if self.fd is None: return
+        os.ftruncate(self.fd, 0); fcntl.flock(self.fd, fcntl.LOCK_UN); os.close(self.fd); self.fd = None
+
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()

@@ -15,19 +15,19 @@ from accelerate.utils import parse_flag_from_env
 from tqdm import tqdm
 from . import __version__
 from .vocab import class_names
-from .fileio import InputError, jsonl_rows, sha256
+from .fileio import InputError, is_within, jsonl_rows, sha256
 from .masks import to_uint8
 from .voc import check_id
 from .models import load_pipeline, native_size
-from .tokens import CLASS_MAPS, class_maps, map_positions
-from .capture import capture_backend, class_map_source, class_map_stream, generate_with_capture, make_capture, sequence_items, size_multiple
+from .tokens import CLASS_MAPS, class_maps, sequence_positions
+from .capture import capture_backend, class_map_source, class_map_stream, generate_with_capture, make_capture, size_multiple
 from .refine import check_finite, mask_from_maps, refined_maps
 from .runs import PartLog, open_run
 from .records import PARTS, finished, item_seed, merge, prepare_folder, read_records, write_item
 
 # %% auto #0
-__all__ = ['DTYPES', 'read_items', 'chunks', 'GenerateParams', 'resolve_params', 'params_json', 'item_result', 'generate_batch',
-           'generate']
+__all__ = ['DTYPES', 'read_items', 'class_locator', 'chunks', 'GenerateParams', 'resolve_params', 'params_json', 'item_result',
+           'generate_batch', 'generate']
 
 # %% ../nbs/13_generate.ipynb #24593a4f
 def _check_row(row:dict, where:str, names) -> list[int]:
@@ -48,9 +48,8 @@ def _check_row(row:dict, where:str, names) -> list[int]:
 def read_items(
     path,                          # prompts JSONL: rows {id, prompt, class_prompt, labels, caption}
     names,                         # class display names indexed by label (`class_names`)
-    tokenizer=None,                # the pipeline's tokenizer; None: no class positions (generation without masks)
+    locate=None,                   # locate(prompt, class_prompt, classes) -> token positions (`class_locator`); None: no positions (no masks)
     on_missing_class:str="error",  # a class that cannot be located: "error" or "skip" (into the rejects)
-    source:str="class_prompt",     # where the class maps are read, a key of `CLASS_MAPS`
 ) -> tuple[list[dict], list[dict]]:  # (items sorted by id, rejected rows sorted by id)
     "The checked items of the prompts file at `path`, with the token positions of their classes, and the rejected rows."
     if on_missing_class not in ("error", "skip"): raise ValueError(f"on_missing_class must be 'error' or 'skip', not {on_missing_class!r}")
@@ -65,7 +64,7 @@ def read_items(
                   caption=row.get("caption"), class_names=[names[l] for l in labels], positions=None)
         try:
             if not labels: raise ValueError("no class labels")
-            if tokenizer is not None: it["positions"] = map_positions(tokenizer, it["prompt"], it["class_prompt"], it["class_names"], source)
+            if locate is not None: it["positions"] = locate(it["prompt"], it["class_prompt"], it["class_names"])
         except ValueError as e:
             if on_missing_class == "error": raise InputError(f"{where}: item {i!r}: {e} (--on-missing-class skip leaves such items out)") from None
             rejects.append(dict(id=i, line=n, prompt=it["prompt"], class_prompt=it["class_prompt"], labels=labels, stage="input", reason=str(e)))
@@ -74,6 +73,14 @@ def read_items(
     if not seen: raise InputError(f"{path}: no prompts (the file is empty)")
     key = lambda r: r["id"]
     return sorted(items, key=key), sorted(rejects, key=key)
+
+def class_locator(
+    pipe,                # the pipeline
+    source:str,          # where the class maps are read, a key of `CLASS_MAPS`
+    stream=None,         # DiTs: the text stream of the maps (`class_map_stream`); None: the family's
+):                       # locate(prompt, class_prompt, classes) -> positions in the text the maps are read from
+    "Where each class's tokens are, for `read_items`: in the denoiser's text sequence, with the tokenizer and the token limit of the stream the maps come from."
+    return lambda prompt, class_prompt, classes: sequence_positions(pipe, prompt, class_prompt, classes, source, stream or "auto")
 
 # %% ../nbs/13_generate.ipynb #81811990
 def chunks(
@@ -95,7 +102,8 @@ class GenerateParams:
     steps:int = 100                  # denoising steps (the reference: 100)
     guidance:float = 7.5             # classifier-free guidance scale
     negative_prompt:str = ""         # negative prompt of every image
-    size:int|None = None             # image side in pixels; None: the model's native size
+    height:int|None = None           # image height in pixels; None: the model's native size
+    width:int|None = None            # image width in pixels; None: the model's native size
     batch_size:int = 4               # images per pipeline call (fixed chunks of the id-sorted items)
     dtype:str = "auto"               # a key of `DTYPES`; auto: the model's half precision on a GPU (SD, SDXL: float16; SD 3, FLUX: bfloat16), float32 on the CPU
     seed:int = 0                     # run seed; item seeds are derived from it and the item ids
@@ -118,6 +126,9 @@ def _check_params(p:GenerateParams):
     "Raise a `ValueError` naming the first invalid setting of `p`."
     if p.dtype not in DTYPES: raise ValueError(f"dtype must be one of {list(DTYPES)}, not {p.dtype!r}")
     if p.steps < 1 or p.batch_size < 1: raise ValueError(f"steps ({p.steps}) and batch_size ({p.batch_size}) must be at least 1")
+    bad = [f"{k} {v}" for k, v in (("height", p.height), ("width", p.width)) if v is not None and not (type(v) is int and v >= 1)]
+    if bad: raise ValueError(f"image {' and '.join(bad)}: must be a whole number of pixels, at least 1 (None: the model's native size)")
+    if not p.guidance >= 0: raise ValueError(f"guidance {p.guidance}: must be 0 or more (at most 1: no classifier-free guidance)")
     if not (isinstance(p.tau, int) and p.tau >= 0): raise ValueError(f"tau must be an integer >= 0, not {p.tau!r}")
     if not 0 <= p.bg_threshold <= p.fg_threshold <= 1: raise ValueError(f"need 0 <= bg_threshold ({p.bg_threshold}) <= fg_threshold ({p.fg_threshold}) <= 1")
     if len(p.t_range) != 2 or p.t_range[0] > p.t_range[1]: raise ValueError(f"t_range must be (low, high), got {p.t_range!r}")
@@ -132,13 +143,15 @@ def resolve_params(
 ) -> GenerateParams:   # with size, sides, source, blocks, stream, dtype and prompts hash filled in
     "Check `p` and fill in the model's native size, the attention sides and blocks, the class-map source, the dtype and the prompts file's hash."
     _check_params(p)
-    size, m = native_size(pipe) if p.size is None else int(p.size), size_multiple(pipe)
-    if size % m: raise ValueError(f"size must be a multiple of {m} for {type(pipe).__name__}, got {size}")
+    m, native = size_multiple(pipe), native_size(pipe)
+    height, width = p.height or native, p.width or native
+    odd = [f"{k} {v}" for k, v in (("height", height), ("width", width)) if v % m]
+    if odd: raise ValueError(f"image {' and '.join(odd)}: each side must be a multiple of {m} pixels for {type(pipe).__name__} (its attention maps tile the image exactly)")
     if p.negative_prompt and capture_backend(pipe) == "flux": raise ValueError("negative_prompt has no effect on FluxPipeline (FLUX.1 is guidance-distilled): leave it empty")
     cap = make_capture(pipe, p.cross_res, p.self_res, blocks=None if p.blocks is None else tuple(p.blocks))
     if len(cap.self_res) != 1: raise ValueError(f"self_res must be one side, got {p.self_res!r}")
     dtype = next((k for k, v in DTYPES.items() if v == pipe.dtype), str(pipe.dtype)) if p.dtype == "auto" else p.dtype
-    return replace(p, size=size, cross_res=tuple(cap.cross_res), self_res=cap.self_res[0], class_maps=class_map_source(pipe, p.class_maps, p.model),
+    return replace(p, height=height, width=width, cross_res=tuple(cap.cross_res), self_res=cap.self_res[0], class_maps=class_map_source(pipe, p.class_maps, p.model),
                    t_range=tuple(p.t_range), blocks=getattr(cap, "blocks", None), text_stream=class_map_stream(pipe, p.text_stream), dtype=dtype,
                    prompts_sha256=sha256(prompts))
 
@@ -184,21 +197,19 @@ def generate_batch(
 ) -> list[dict]:       # one `item_result` per item (images only with `p.masks` False)
     "Generate a chunk of items in one pipeline call, each from its own seed, with masks read from attention."
     gens = [torch.Generator().manual_seed(item_seed(p.seed, it["id"])) for it in items]
-    kw = dict(num_inference_steps=p.steps, guidance_scale=p.guidance, height=p.size, width=p.size, generator=gens, output_type="np")
+    kw = dict(num_inference_steps=p.steps, guidance_scale=p.guidance, height=p.height, width=p.width, generator=gens, output_type="np")
     if p.negative_prompt: kw["negative_prompt"] = [p.negative_prompt] * len(items)
     prompts = [it["prompt"] for it in items]
     with torch.inference_mode():
         if not p.masks:
             return [dict(image=to_uint8(im)) if np.isfinite(im).all() else dict(error="the image holds NaN or inf values")
                     for im in pipe(prompts, **kw).images]
-        located = sequence_items(pipe, items, p.class_maps, p.text_stream, p.on_missing_class == "skip")
         class_prompts = [it["class_prompt"] for it in items] if p.class_maps == "class_prompt" else None
         out, cap = generate_with_capture(pipe, prompts, class_prompts, p.cross_res, p.self_res, p.t_range, p.blocks, **kw)
         if cap.steps == 0: raise ValueError(f"no denoising step has its timestep in t_range {tuple(p.t_range)}")
         cross = [cap.cross_attention(s, p.class_maps) for s in p.cross_res]
         self_attn = cap.self_attention(p.self_res)
-        return [dict(error=err) if err else item_result(im, [c[i] for c in cross], self_attn[i], it, p)
-                for i, (im, (it, err)) in enumerate(zip(out.images, located))]
+        return [item_result(im, [c[i] for c in cross], self_attn[i], it, p) for i, (im, it) in enumerate(zip(out.images, items))]
 
 # %% ../nbs/13_generate.ipynb #ba0c63e9
 def _state():
@@ -223,10 +234,11 @@ def generate(
     state, out = _state(), Path(out)
     p = params or GenerateParams()
     _check_params(p)
+    if is_within(prompts, out): raise InputError(f"the prompts file {prompts} lies inside the output folder {out}: an input is never an output; move it out")
     names = class_names(p.classes, p.model)
     if pipe is None: pipe = load_pipeline(p.model, torch_dtype=DTYPES[p.dtype], device=str(state.device))
     p = resolve_params(p, pipe, prompts)
-    items, input_rejects = read_items(prompts, names, pipe.tokenizer if p.masks else None, p.on_missing_class, p.class_maps)
+    items, input_rejects = read_items(prompts, names, class_locator(pipe, p.class_maps, p.text_stream) if p.masks else None, p.on_missing_class)
     pj = params_json(p)
     run, lock = open_run(state, out, pj, "dd-generate", overwrite, lambda: prepare_folder(out, pj, _versions()))
     try:

@@ -58,6 +58,8 @@ def _read_pixels(path, what:str, convert=None) -> np.ndarray:
                 raise InputError(f"{path}: mask has mode {im.mode!r}; expected a palette ('P') or grey ('L') PNG of labels")
             im.load()
             return np.array(im if convert is None else im.convert(convert))
+    except Image.DecompressionBombError as e:
+        raise InputError(f"{path}: this {what} is too large to read safely ({e})") from None
     except (OSError, SyntaxError, ValueError, zlib.error) as e:
         if isinstance(e, InputError): raise
         raise InputError(f"{path}: cannot read this {what} ({e}); the file may be cut short or not an image") from None

@@ -23,7 +23,7 @@ from tokenizers.models import Unigram
 # %% auto #0
 __all__ = ['SPLIT_WORDS', 'ARCHITECTURES', 'TINY_WORDS', 'PIPELINES', 'TINY_MODELS', 'write_word_tokenizer', 'write_t5_tokenizer',
            'architecture', 'random_unet', 'random_denoiser', 'random_pipeline', 'pipeline_family', 'shipped_model_dir',
-           'dtype_kwarg', 'native_size', 'pipeline_class', 'pipeline_dtype', 'load_pipeline']
+           'dtype_kwarg', 'cast_pipeline', 'native_size', 'pipeline_class', 'pipeline_dtype', 'load_pipeline']
 
 # %% ../nbs/06_models.ipynb #3a001aa2
 def _byte_alphabet() -> list[str]:
@@ -296,6 +296,12 @@ def dtype_kwarg(dtype) -> dict:
     "`from_pretrained`'s dtype argument under the name this diffusers takes: `dtype` from 0.40 on (`torch_dtype` warns there), `torch_dtype` before."
     return {"dtype" if Version(diffusers.__version__).release >= (0, 40) else "torch_dtype": dtype}
 
+def cast_pipeline(pipe, dtype):
+    "`pipe` with every model component cast to `dtype`, in place. `Module.type` rather than `pipe.to(dtype=...)`: diffusers 0.42's `ModelMixin.to` warns on every dtype cast, even of a model with no float32 module to keep."
+    for m in pipe.components.values():
+        if isinstance(m, torch.nn.Module): m.type(dtype)
+    return pipe
+
 def native_size(pipe) -> int:
     "The image side in pixels that `pipe` generates when no size is given."
     den = pipe.unet if hasattr(pipe, "unet") else pipe.transformer
@@ -351,7 +357,7 @@ def load_pipeline(
     "Load a Stable Diffusion 1/2, SDXL, SD 3 or FLUX pipeline by name, folder or hub id, with the safety checker off."
     if model in TINY_MODELS or model.startswith("random:"):
         pipe = random_pipeline(model.removeprefix("random:"))
-        if torch_dtype not in (None, "auto", torch.float32): pipe = pipe.to(dtype=torch_dtype)
+        if torch_dtype not in (None, "auto", torch.float32): cast_pipeline(pipe, torch_dtype)
     elif model == "shapes":
         folder = shipped_model_dir() / "pipeline"
         if not (folder / "model_index.json").is_file(): raise FileNotFoundError(f"the Shapes model is missing from {folder}")

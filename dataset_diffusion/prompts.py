@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os, re
 from pathlib import Path
 from .vocab import category_labels
-from .fileio import InputError, jsonl_rows, read_json, write_jsonl
+from .fileio import InputError, jsonl_rows, read_json, write_output
 from .voc import check_id, voc_image_classes
 
 # %% auto #0
@@ -67,7 +67,7 @@ def read_captions(
         missing = [k for k in ("id", "caption") if k not in row]
         if missing: raise ValueError(f"{path}:{n}: missing key(s) {missing}; each line needs 'id' and 'caption'")
         if not isinstance(row["caption"], str): raise ValueError(f"{path}:{n}: caption is not a string")
-        out.setdefault(str(row["id"]), []).append(row["caption"])
+        out.setdefault(check_id(str(row["id"]), f"{path}:{n}"), []).append(row["caption"])
     return out
 
 # %% ../nbs/08_prompts.ipynb #8a6910bc
@@ -113,6 +113,16 @@ def _check_coco_rows(d:dict, key:str, needed, path):
         if missing: raise ValueError(f"{where}: missing key(s) {missing}; each of its {key} needs {', '.join(needed)}")
         odd = [n for n in needed if isinstance(r[n], bool) or not isinstance(r[n], _COCO_TYPES[n])]
         if odd: raise ValueError(f"{where}: {odd[0]} {r[odd[0]]!r} is not a{'n integer' if _COCO_TYPES[odd[0]] is int else ' string' if _COCO_TYPES[odd[0]] is str else 'n integer or a string'}")
+        image = r["id"] if key == "images" else r["image_id"]
+        check_id(str(image), f"{where}: image id")
+
+def _image_key(i) -> str:
+    "A COCO image id as the string that names its items (1 and \"1\" are one image)."
+    return str(i)
+
+def _id_order(i:str):
+    "Sort key of image ids: numbers by value, then the others by text."
+    return (0, int(i), "") if i.isdigit() else (1, 0, i)
 
 def load_coco(
     path,               # a COCO-format captions_*.json or instances_*.json
@@ -144,10 +154,10 @@ def coco_items(
         if a["category_id"] not in table:
             raise ValueError(f"{instances_json}: annotations[{k}] (id {a['id']!r}): category id {a['category_id']} is not a category of "
                              + ("COCO 2017 (another vocabulary needs its class table: --classes)" if classes is None else "the file's 'categories'"))
-        labels.setdefault(a["image_id"], set()).add(table[a["category_id"]])
+        labels.setdefault(_image_key(a["image_id"]), set()).add(table[a["category_id"]])
     texts = {}
-    for a in sorted(caps["annotations"], key=lambda a: a["id"]): texts.setdefault(a["image_id"], []).append(a["caption"])
-    ids = sorted({im["id"] for im in caps.get("images", [])} | set(texts))
+    for a in sorted(caps["annotations"], key=lambda a: _id_order(str(a["id"]))): texts.setdefault(_image_key(a["image_id"]), []).append(a["caption"])
+    ids = sorted({_image_key(im["id"]) for im in caps.get("images", [])} | set(texts), key=_id_order)
     rows = [dict(id=f"{i}_{k}", caption=c, labels=sorted(labels[i]))
             for i in ids if i in labels for k, c in enumerate(texts.get(i, [])[:captions_per_image])]
     return Items(rows, skipped=[i for i in ids if i not in labels or i not in texts])
@@ -171,13 +181,14 @@ def make_prompts(
 
 # %% ../nbs/08_prompts.ipynb #3757f1d2
 def write_prompts(
-    items,                     # dicts with `id`, `labels`, `caption`
+    rows,                      # prompt rows (`make_prompts`, `reference_rows`)
     path,                      # the JSONL file to write (atomically)
-    names,                     # display names indexed by label
-    kind:str="caption+labels", # one of `PROMPT_TYPES`
-) -> int:                      # number of rows written
-    "Write the prompt rows of `items` to `path` as JSON Lines."
-    return write_jsonl(make_prompts(items, names, kind), path)
+    inputs:dict|None=None,     # {option: path} of the files and folders the rows were read from: never overwritten
+    overwrite:bool=False,      # replace an existing file that holds other rows
+) -> int:                      # number of rows
+    "Write prompt rows to `path` as JSON Lines, keeping the inputs and any other existing file (`write_output`)."
+    write_output(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), inputs, overwrite)
+    return len(rows)
 
 # %% ../nbs/08_prompts.ipynb #6985c539
 REFERENCE_KEYS = ("filename", "caption", "class_prompt")

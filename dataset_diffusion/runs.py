@@ -4,14 +4,14 @@
 
 # %% ../nbs/12_runs.ipynb #c3981bff
 from __future__ import annotations
-import fcntl, fnmatch, json, os, socket, sys, time, uuid
+import fnmatch, json, os, uuid
 from pathlib import Path
 from accelerate.utils import broadcast_object_list
-from .fileio import InputError, atomic_write, read_json, remove_temp_files, run_token
+from .fileio import (InputError, RunBusy, RunLock, atomic_write, links_leaving, lock_name, read_json, remove_temp_files,
+                                      run_token)
 
 # %% auto #0
-__all__ = ['RUN_FILE', 'params_diff', 'read_run', 'lock_name', 'check_folder', 'start_run', 'RunBusy', 'RunLock', 'PartLog',
-           'open_run']
+__all__ = ['RUN_FILE', 'params_diff', 'read_run', 'check_folder', 'start_run', 'PartLog', 'open_run']
 
 # %% ../nbs/12_runs.ipynb #394197bf
 RUN_FILE = "run.json"
@@ -38,10 +38,6 @@ def read_run(
     return run
 
 # %% ../nbs/12_runs.ipynb #a89cb437
-def lock_name(tool:str) -> str:
-    "The file name of `tool`'s lock in a run folder."
-    return f".{tool}.lock"
-
 def check_folder(
     out,                    # output folder
     params:dict,            # this run's settings, as stored in run.json
@@ -50,10 +46,13 @@ def check_folder(
     hints:dict|None=None,   # setting -> advice added when that setting differs
     allow=(),               # name patterns of entries a new run folder may already hold (besides the lock)
 ) -> dict|None:             # the folder's run record, None for a new or empty folder
-    "Refuse an output folder made with other settings (unless `overwrite`), one not made by this tool, or a file."
+    "Refuse an output folder made with other settings (unless `overwrite`), one not made by this tool, a file, or one holding a link that leaves it."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise InputError(f"output {out} is a file, not a folder")
     if not out.exists(): return None
+    for link, target in links_leaving(out)[:1]:
+        raise InputError(f"{link} is a link to {target}, outside {out}: nothing is written or deleted through a link that leaves the "
+                         "output folder; replace the link by a folder, or choose another output folder")
     run = read_run(out, tool)
     if run is not None:
         diff = params_diff(run["params"], params)
@@ -90,36 +89,6 @@ def start_run(
     run = dict(tool=tool, token=(old or {}).get("token") or run_token(params), params=json.loads(json.dumps(params)), versions=versions or {})
     atomic_write(out/RUN_FILE, lambda t: Path(t).write_text(json.dumps(run, indent=1) + "\n"), run["token"])
     return run
-
-# %% ../nbs/12_runs.ipynb #78cce296
-class RunBusy(RuntimeError):
-    "Another process is writing the run folder."
-
-class RunLock:
-    "One writer per run folder: an exclusive `flock` on `.<tool>.lock`, released by the OS when its process dies."
-    def __init__(self, out, tool:str): self.path, self.tool, self.fd = Path(out)/lock_name(tool), tool, None
-
-    def acquire(self):
-        "Take the lock or raise `RunBusy` naming the process that holds it; returns self."
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "a process"
-            os.close(fd)
-            raise RunBusy(f"{self.path.parent} is being written by another {self.tool}: {holder}; wait for it to finish, or choose another folder") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')} ({' '.join(sys.argv)[:300]})".encode())
-        self.fd = fd
-        return self
-
-    def release(self):
-        "Empty the lock file and let the lock go (the file stays: removing it would race with a process about to lock it)."
-        if self.fd is None: return
-        os.ftruncate(self.fd, 0); fcntl.flock(self.fd, fcntl.LOCK_UN); os.close(self.fd); self.fd = None
-
-    def __enter__(self): return self.acquire()
-    def __exit__(self, *exc): self.release()
 
 # %% ../nbs/12_runs.ipynb #90a9e5c2
 class PartLog:

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 from .vocab import SHAPES_CLASSES
-from .fileio import atomic_write
-from .models import dtype_kwarg, load_pipeline, write_word_tokenizer  # before diffusers: models quiets transformers' torchvision notice
+from .fileio import atomic_write, load_checkpoint
+from .models import cast_pipeline, dtype_kwarg, load_pipeline, write_word_tokenizer  # before diffusers: models quiets transformers' torchvision notice
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from diffusers.training_utils import compute_snr
 from transformers import CLIPTextConfig, CLIPTextModel
@@ -230,7 +230,7 @@ def train_shapes_model(
     comps = build_shapes_components(out, seed)
     st_path = out / "state.pt"
     images, meta = _scenes(n_scenes, seed, out / "scenes.npz")
-    if st_path.exists(): st = torch.load(st_path, weights_only=False)
+    if st_path.exists(): st = load_checkpoint(st_path, "training state")
     elif init_from is not None: st = _init_state(init_from, comps, images, out, device)
     else: st = dict(stage="vae", step=0, losses=[], vae_losses=[])
     rng = np.random.default_rng([seed, 7, st["step"], len(st["vae_losses"])])
@@ -239,9 +239,9 @@ def train_shapes_model(
     if st["stage"] == "vae": _train_vae(comps["vae"], st, images, rng, vae_steps, ckpt_every, st_path, device)
     comps["vae"].register_to_config(scaling_factor=st["scaling"])
     if (out / "decoder.pt").exists():
-        ft = torch.load(out / "decoder.pt", weights_only=False)
+        ft = load_checkpoint(out / "decoder.pt", "decoder checkpoint")
         comps["vae"] = widen_vae(comps["vae"], ft.get("widths")); comps["vae"].load_state_dict(ft["decoder"], strict=False)
-    lat = torch.load(out / "latents.pt") * st["scaling"]
+    lat = load_checkpoint(out / "latents.pt", "latents") * st["scaling"]
     avg, params = _train_unet(comps, st, meta, lat, rng, steps, batch_size, lr, ema, ckpt_every, st_path, device, callback, snr_gamma)
     return dict(_ema_components(comps, avg, params), losses=st["losses"], vae_losses=st["vae_losses"])
 
@@ -256,7 +256,7 @@ def shapes_pipeline_from(comps:dict):
 
 def save_shapes_pipeline(comps:dict, folder, dtype=torch.float16):
     "Save the components as a pipeline folder with `dtype` safetensors weights."
-    pipe = shapes_pipeline_from(comps).to(dtype=dtype)
+    pipe = cast_pipeline(shapes_pipeline_from(comps), dtype)
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return Path(folder)
 
@@ -273,10 +273,10 @@ def finetune_decoder(
 ) -> dict:                 # "decoder" (state dict of the decoder and post_quant_conv), "widths" and "losses"
     "Fine-tune the VAE decoder of the run in `out` on its scenes with the encoder frozen; saved to `out`/decoder.pt."
     out, device = Path(out), device or ("cuda" if torch.cuda.is_available() else "cpu")
-    st = torch.load(out / "state.pt", weights_only=False) if (out / "state.pt").exists() else {}
+    st = load_checkpoint(out / "state.pt", "training state") if (out / "state.pt").exists() else {}
     if st.get("stage") != "unet": raise ValueError(f"{out / 'state.pt'}: no finished VAE stage to fine-tune; run train_shapes_model first")
     path = out / "decoder.pt"
-    ft = torch.load(path, weights_only=False) if path.exists() else dict(losses=[])
+    ft = load_checkpoint(path, "decoder checkpoint") if path.exists() else dict(losses=[])
     if widths is not None and ft.get("widths", list(widths)) != list(widths):
         raise ValueError(f"{path}: its decoder has widths {ft['widths']}, not {list(widths)}; fine-tune in another run folder")
     vae = widen_vae(_state_vae(st, AutoencoderKL(**SHAPES_CONFIG["vae"])), ft.get("widths", widths)).to(device)

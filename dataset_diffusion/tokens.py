@@ -21,7 +21,7 @@ def token_positions(
     max_length:int|None=None,  # tokens the pipeline keeps of this text; None: the tokenizer's `model_max_length`
 ) -> list[int]:           # positions in the encoded prompt (CLIP: start token at 0; T5: no start token)
     "Positions of all sub-tokens of `word` in `prompt` as the tokenizer encodes it."
-    ids = tokenizer(prompt, truncation=False).input_ids
+    ids = tokenizer(prompt, truncation=False, verbose=False).input_ids   # the whole prompt, to say which class the limit cuts off
     w = tokenizer(word, add_special_tokens=False).input_ids
     if not w: raise ValueError(f"class {word!r} has no tokens")
     starts = [i for i in range(len(ids) - len(w) + 1) if ids[i:i + len(w)] == w]
@@ -54,7 +54,7 @@ def appended_offset(
 ) -> int:               # add to a position in `class_prompt` to get the position in `prompt`
     "Shift of the class prompt's tokens inside the prompt they are appended to (the prompt's last tokens before the end token)."
     if not prompt.endswith(class_prompt): raise ValueError(f"prompt {prompt!r} does not end with its class prompt {class_prompt!r}")
-    n_p, n_c, n = len(tokenizer(prompt).input_ids), len(tokenizer(class_prompt).input_ids), max_length or tokenizer.model_max_length
+    n_p, n_c, n = len(tokenizer(prompt, verbose=False).input_ids), len(tokenizer(class_prompt, verbose=False).input_ids), max_length or tokenizer.model_max_length
     if n_p > n: raise ValueError(f"prompt {prompt!r} has {n_p} tokens, more than {n} ({type(tokenizer).__name__}): its appended classes are cut off")
     return n_p - n_c
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from .vocab import IGNORE, VOC_CLASSES
-from .fileio import InputError, atomic_write
+from .fileio import InputError, atomic_write, read_text
 from .masks import read_mask, save_mask
 
 # %% auto #0
@@ -75,9 +75,10 @@ def voc_split_ids(
     split:str="train", # name of the split file, without `.txt`
 ) -> list[str]:        # sorted unique image ids
     "Sorted image ids listed in `root`/ImageSets/Segmentation/`split`.txt."
+    check_id(split, "--split")
     path = Path(root)/"ImageSets"/"Segmentation"/f"{split}.txt"
-    if not path.is_file(): raise FileNotFoundError(f"split file not found: {path}")
-    return sorted({l.split()[0] for l in path.read_text().splitlines() if l.strip()})
+    lines = read_text(path, "split file").splitlines()
+    return sorted({check_id(l.split()[0], f"{path}:{n}") for n, l in enumerate(lines, 1) if l.strip()})
 
 # %% ../nbs/05_voc.ipynb #f77abd92
 def mask_labels(

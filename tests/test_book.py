@@ -41,6 +41,21 @@ def test_outputs_are_documentation(nb):
     assert not [c for c in cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])], f"{nb.name} keeps papermill's injected cell"
     assert "widgets" not in json.loads(nb.read_text())["metadata"], f"{nb.name} keeps widget state"
 
+@pytest.mark.parametrize("nb", NBS + [ROOT / "nbs" / "index.ipynb"], ids=[p.stem for p in NBS] + ["index"])
+def test_no_stderr_or_error_output(nb):
+    "A committed notebook shows no warning box (stderr) and no error: what a reader sees is what the code does."
+    bad = [(k, o.get("name") or o.get("ename"), "".join(o.get("text", o.get("evalue", "")))[:200]) for k, c in enumerate(_cells(nb))
+           if c["cell_type"] == "code" for o in c.get("outputs", []) if o.get("name") == "stderr" or o.get("output_type") == "error"]
+    assert not bad, f"{nb.name}: cells with stderr or error outputs: {bad}"
+
+def test_named_notebooks_exist():
+    "Every notebook path that README.md or a .ci script names exists (the main command once named a renamed notebook)."
+    texts = [ROOT / "README.md", *sorted((ROOT / ".ci").iterdir()), *sorted((ROOT / ".github" / "workflows").glob("*"))]
+    named = {m for f in texts if f.is_file() for m in re.findall(r"nbs/[A-Za-z0-9_.-]+\.ipynb", f.read_text())}
+    assert "nbs/20_reproduce.ipynb" in named
+    missing = sorted(n for n in named if not (ROOT / n).is_file())
+    assert not missing, f"named but missing: {missing}"
+
 def test_readme_is_index():
     r = subprocess.run([sys.executable, str(ROOT / ".ci" / "book.py"), "check-readme"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -127,7 +127,9 @@ def test_sd3_cut_off_and_missing_classes_are_named(sd3):
     long = "a man " + "and a dog " * 10 + "; horse"
     with pytest.raises(ValueError, match=r"class 'horse' is cut off by the tokenizer's 32-token limit \(T5Tokenizer"):
         sequence_positions(sd3, long, "horse", ["horse"], "caption", "t5", 32)
-    assert sequence_positions(sd3, long, "horse", ["horse"], "caption", "clip", 32)   # CLIP keeps 77 tokens
+    pos = sequence_positions(sd3, long, "horse", ["horse"], "caption", "clip", 32)   # CLIP keeps 77 tokens
+    ids = sd3.tokenizer(long).input_ids
+    assert len(pos) == 1 and len(pos[0]) == 1 and 32 < pos[0][0] < 77 and sd3.tokenizer.convert_ids_to_tokens(ids[pos[0][0]]) == "horse</w>"
     with pytest.raises(ValueError, match=r"class 'horse' is cut off by the tokenizer's 77-token limit \(CLIPTokenizer"):
         sequence_positions(sd3, "a man " + "and a dog " * 30 + "; horse", "horse", ["horse"], "caption")
     with pytest.raises(ValueError, match="class 'cow' is not in the prompt"): sequence_positions(sd3, PROMPTS[0], "man horse", ["cow"], "caption")
@@ -185,7 +187,9 @@ def test_flux_t5_tokens_and_cut_off(flux):
     long = "a man " + "and a dog " * 10 + "; aeroplane"
     with pytest.raises(ValueError, match=r"class 'aeroplane' is cut off by the tokenizer's 32-token limit \(T5Tokenizer"):
         sequence_positions(flux, long, "aeroplane", ["aeroplane"], "caption", max_sequence_length=32)
-    assert sequence_positions(flux, long, "aeroplane", ["aeroplane"], "caption")   # FluxPipeline's default: 512 T5 tokens
+    pos = sequence_positions(flux, long, "aeroplane", ["aeroplane"], "caption")   # FluxPipeline's default: 512 T5 tokens
+    toks = flux.tokenizer_2.convert_ids_to_tokens(flux.tokenizer_2(long).input_ids)
+    assert len(pos[0]) == 2 and pos[0][0] > 32 and [toks[i] for i in pos[0]] == ["▁aero", "plane"]
 
 def test_flux_side_must_divide_grid(flux):
     cap = JointAttentionCapture(flux.transformer, token_grid(flux), blocks=[0], self_res=8)   # pools by 8: a 60 px image has 15x15 tokens
@@ -196,7 +200,10 @@ def test_flux_maps_make_a_mask(flux):
     _, cap = generate_with_joint_attention(flux, PROMPTS, blocks=range(4), generator=gen(), **KW)
     pos = sequence_positions(flux, PROMPTS[1], "hydrant aeroplane", ["hydrant", "aeroplane"], "appended", max_sequence_length=32)
     mask = attention_mask(class_maps(cap.cross_attention()[1], pos), cap.self_attention()[1], [11, 1], tau=4, size=(64, 64))
-    assert mask.shape == (64, 64) and mask.dtype == torch.uint8 and set(mask.unique().tolist()) <= {0, 1, 11, 255}
+    labels = set(mask.unique().tolist())
+    # random weights prove the mechanics only: each class's normalised map peaks somewhere, so both labels appear (an all-background
+    # or one-class mask fails); whether the maps find the objects is tested on the trained Shapes transformers (test_shapes_dit.py)
+    assert mask.shape == (64, 64) and mask.dtype == torch.uint8 and {1, 11} <= labels <= {0, 1, 11, 255}, labels
 
 # SDXL: the UNet capture, with SDXL's class-prompt encoding
 def test_sdxl_image_unchanged_and_maps_valid(sdxl):

@@ -68,3 +68,21 @@ def test_parameters_cells_survive_clean():
         if nb.stem not in PARAMETERISED: continue
         cells = json.loads(nb.read_text())["cells"]
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), f"{nb.name} has no parameters cell"
+
+@pytest.mark.parametrize("nb, parameters, message", [
+    ("20_reproduce", dict(steps=0), "steps = 0 (must be an integer >= 1)"),
+    ("20_reproduce", dict(n_train=-5, lr=0), "n_train = -5 (must be an integer >= 0); lr = 0 (must be a number above 0)"),
+    ("11_refine", dict(labels="[4, 5]"), "labels = '[4, 5]' (must be a list of label ids 1..254, one per class name of class_prompt)"),
+    ("11_refine", dict(bg_threshold=0.8), "bg_threshold = 0.8 (must be a number in [0, fg_threshold])")])
+def test_bad_parameters_stop_with_one_line(nb, parameters, message, tmp_path):
+    "A wrong papermill parameter stops the notebook before it does any work, with one line naming it (no traceback)."
+    from papermill.exceptions import PapermillExecutionError
+    with pytest.raises(PapermillExecutionError) as e: execute(ROOT / "nbs" / f"{nb}.ipynb", tmp_path, dict(SMALL.get(nb, {}), **parameters))
+    assert (e.value.ename, e.value.evalue, e.value.traceback) == ("ParameterError", message, [f"ParameterError: {message}"])
+    assert not (tmp_path / "reproduce").exists()
+
+def test_refine_sliders_are_parameters():
+    "Everything the sliders of 11_refine move can be set from papermill (no 'Passed unknown parameter')."
+    import papermill as pm
+    params = pm.inspect_notebook(str(ROOT / "nbs" / "11_refine.ipynb"))
+    assert {"tau", "fg_threshold", "bg_threshold", "cross_res", "self_res"} <= set(params)
