@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from .tokens import CLASS_MAPS
 
 # %% auto #0
-__all__ = ['AttnLayer', 'attention_layers', 'available_resolutions', 'default_resolutions', 'CaptureProcessor',
+__all__ = ['AttnLayer', 'attention_layers', 'available_resolutions', 'default_resolutions', 'CaptureProcessor', 'Capture',
            'AttentionCapture', 'encode_class_prompts', 'generate_with_attention']
 
 # %% ../nbs/10_attention.ipynb #edf35a11
@@ -120,6 +120,45 @@ def _scores(attn, q:torch.Tensor, k:torch.Tensor, mask=None) -> torch.Tensor:
     "Softmax attention probabilities ((rows*heads, Nq, Nk)) of (rows, heads, N, d) queries and keys, as diffusers computes them."
     return attn.get_attention_scores(q.flatten(0, 1), k.flatten(0, 1), None if mask is None else mask.flatten(0, 1))
 
+# %% ../nbs/10_attention.ipynb #77843a43
+class Capture:
+    "Capture processors on chosen attention modules of a denoiser and a forward pre-hook on it, installed and removed together."
+    def __init__(self, denoiser): self.denoiser, self._original, self._hook = denoiser, None, None
+
+    def _names(self) -> list[str]:
+        "The processor names (`...attn1.processor`) of the chosen attention modules."
+        raise NotImplementedError
+
+    def _processor(self, name:str, original):
+        "The capture processor for the module of processor `name`, whose processor is `original`."
+        raise NotImplementedError
+
+    def _pre_forward(self, module, args, kwargs):
+        "Read one denoiser call before it runs."
+        raise NotImplementedError
+
+    def install(self):
+        "Put the capture processors on the chosen modules (their public `set_processor`) and the pre-hook on the denoiser; returns self."
+        if self._original is not None: raise RuntimeError(f"this {type(self).__name__} is already installed")
+        modules = {n: self.denoiser.get_submodule(n.removesuffix(".processor")) for n in self._names()}
+        self._original = {n: m.processor for n, m in modules.items()}
+        try:
+            for n, m in modules.items(): m.set_processor(self._processor(n, self._original[n]))
+        except BaseException:
+            self.remove(); raise
+        self._hook = self.denoiser.register_forward_pre_hook(self._pre_forward, with_kwargs=True)
+        return self
+
+    def remove(self):
+        "Put the original processors back and drop the pre-hook."
+        if self._original is None: return
+        for n, p in self._original.items(): self.denoiser.get_submodule(n.removesuffix(".processor")).set_processor(p)
+        if self._hook is not None: self._hook.remove()
+        self._original, self._hook = None, None
+
+    def __enter__(self): return self.install()
+    def __exit__(self, *exc): self.remove()
+
 # %% ../nbs/10_attention.ipynb #aaa4d3fd
 def _sides(res, avail:list[int], kind:str) -> tuple[int, ...]:
     "`res` (an int or several) as a tuple, checked against the `avail`able sides."
@@ -129,22 +168,25 @@ def _sides(res, avail:list[int], kind:str) -> tuple[int, ...]:
     return res
 
 # %% ../nbs/10_attention.ipynb #26311e95
-class AttentionCapture:
-    "Mean cross- and self-attention maps of chosen map sides, over heads, layers and a timestep range."
+class AttentionCapture(Capture):
+    "Mean cross- and self-attention maps of chosen map sides of a UNet, over heads, layers and a timestep range."
     def __init__(self,
         unet,                # the pipeline's `UNet2DConditionModel`
         cross_res=None,      # cross-attention map side(s) at the native size; None: the paper's choice scaled
         self_res=None,       # self-attention map side(s) at the native size; None: the paper's choice scaled
         t_range=(0, 1000),   # keep steps whose timestep t has t_range[0] <= t <= t_range[1]
     ):
+        super().__init__(unet)
         avail, (dc, ds) = available_resolutions(unet), default_resolutions(unet)
         self.unet, self.t_range = unet, t_range
         self.cross_res = _sides(dc if cross_res is None else cross_res, avail["cross"], "cross")
         self.self_res = _sides(ds if self_res is None else self_res, avail["self"], "self")
         keep = {"cross": self.cross_res, "self": self.self_res}
         self.layers = {n: l for n, l in attention_layers(unet).items() if l.side in keep[l.kind]}
-        self._original, self._hook = None, None
         self.begin(None)
+
+    def _names(self): return list(self.layers)
+    def _processor(self, name:str, original): return CaptureProcessor(self, self.layers[name])
 
     def begin(self,
         n_images:int|None,   # images in the batch about to be generated (the conditional half under guidance)
@@ -154,31 +196,6 @@ class AttentionCapture:
         self.n_images, self.class_embeds = n_images, class_embeds
         self.sums, self.counts, self.steps, self.active = {}, {}, 0, False
         self.timesteps, self.latent_hw = [], None
-
-# %% ../nbs/10_attention.ipynb #d3eb40f4
-@patch
-def install(self:AttentionCapture):
-    "Put capture processors on the selected layers and a pre-hook on the UNet."
-    if self._original is not None: raise RuntimeError("this AttentionCapture is already installed")
-    self._original = dict(self.unet.attn_processors)
-    procs = {n: CaptureProcessor(self, self.layers[n]) if n in self.layers else p for n, p in self._original.items()}
-    self.unet.set_attn_processor(procs)
-    self._hook = self.unet.register_forward_pre_hook(self._pre_forward, with_kwargs=True)
-    return self
-
-@patch
-def remove(self:AttentionCapture):
-    "Restore the original processors and drop the pre-hook."
-    if self._original is None: return
-    self.unet.set_attn_processor(dict(self._original))
-    self._hook.remove()
-    self._original, self._hook = None, None
-
-@patch
-def __enter__(self:AttentionCapture): return self.install()
-
-@patch
-def __exit__(self:AttentionCapture, *exc): self.remove()
 
 # %% ../nbs/10_attention.ipynb #7b60fb71
 @patch

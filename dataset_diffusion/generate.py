@@ -18,9 +18,10 @@ from .vocab import class_names
 from .fileio import InputError, is_within, jsonl_rows, sha256
 from .masks import to_uint8
 from .voc import check_id
-from .models import load_pipeline, native_size
+from .families import guidance_kwargs, native_size, text_length
+from .models import load_pipeline
 from .tokens import CLASS_MAPS, class_maps, sequence_positions
-from .capture import capture_backend, class_map_source, class_map_stream, generate_with_capture, make_capture, size_multiple
+from .capture import class_map_source, class_map_stream, generate_with_capture, make_capture, size_multiple
 from .refine import check_finite, mask_from_maps, refined_maps
 from .runs import PartLog, open_run
 from .records import PARTS, finished, item_seed, merge, prepare_folder, read_records, write_item
@@ -118,7 +119,7 @@ class GenerateParams:
     on_missing_class:str = "error"   # a class not in its class prompt: "error" or "skip"
     class_maps:str = "auto"          # a key of `CLASS_MAPS`, or "auto": "caption" for the Shapes model, "appended" for SD 3 and FLUX, else "class_prompt" (the reference's)
     blocks:tuple|None = None         # SD 3, FLUX: the joint-attention layers read (None: `default_blocks`); None for UNets
-    text_stream:str|None = None      # SD 3, FLUX: tokens the class maps come from, a key of `TEXT_STREAMS` (None: auto, CLIP for SD 3, T5 for FLUX); None for UNets
+    text_stream:str|None = None      # DiTs: the text stream the class maps come from, a key of `TEXT_STREAMS` (None: auto, the family's first); None for UNets
     prompts_sha256:str|None = None   # hash of the prompts file, filled in by `resolve_params`
 
 # %% ../nbs/13_generate.ipynb #3f7f0bf6
@@ -147,7 +148,7 @@ def resolve_params(
     height, width = p.height or native, p.width or native
     odd = [f"{k} {v}" for k, v in (("height", height), ("width", width)) if v % m]
     if odd: raise ValueError(f"image {' and '.join(odd)}: each side must be a multiple of {m} pixels for {type(pipe).__name__} (its attention maps tile the image exactly)")
-    if p.negative_prompt and capture_backend(pipe) == "flux": raise ValueError("negative_prompt has no effect on FluxPipeline (FLUX.1 is guidance-distilled): leave it empty")
+    guidance_kwargs(pipe, p.guidance, p.negative_prompt)   # refuses a negative prompt a guidance-distilled family ignores
     cap = make_capture(pipe, p.cross_res, p.self_res, blocks=None if p.blocks is None else tuple(p.blocks))
     if len(cap.self_res) != 1: raise ValueError(f"self_res must be one side, got {p.self_res!r}")
     dtype = next((k for k, v in DTYPES.items() if v == pipe.dtype), str(pipe.dtype)) if p.dtype == "auto" else p.dtype
@@ -197,13 +198,14 @@ def generate_batch(
 ) -> list[dict]:       # one `item_result` per item (images only with `p.masks` False)
     "Generate a chunk of items in one pipeline call, each from its own seed, with masks read from attention."
     gens = [torch.Generator().manual_seed(item_seed(p.seed, it["id"])) for it in items]
-    kw = dict(num_inference_steps=p.steps, guidance_scale=p.guidance, height=p.height, width=p.width, generator=gens, output_type="np")
-    if p.negative_prompt: kw["negative_prompt"] = [p.negative_prompt] * len(items)
+    kw = dict(num_inference_steps=p.steps, height=p.height, width=p.width, generator=gens, output_type="np",
+              **guidance_kwargs(pipe, p.guidance, p.negative_prompt, len(items)))
+    if text_length(pipe) is not None: kw["max_sequence_length"] = text_length(pipe)
     prompts = [it["prompt"] for it in items]
     with torch.inference_mode():
         if not p.masks:
             return [dict(image=to_uint8(im)) if np.isfinite(im).all() else dict(error="the image holds NaN or inf values")
-                    for im in pipe(prompts, **kw).images]
+                    for im in pipe(prompt=prompts, **kw).images]
         class_prompts = [it["class_prompt"] for it in items] if p.class_maps == "class_prompt" else None
         out, cap = generate_with_capture(pipe, prompts, class_prompts, p.cross_res, p.self_res, p.t_range, p.blocks, **kw)
         if cap.steps == 0: raise ValueError(f"no denoising step has its timestep in t_range {tuple(p.t_range)}")

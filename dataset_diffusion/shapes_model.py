@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from .vocab import SHAPES_CLASSES
 from .fileio import atomic_write, load_checkpoint
-from .models import cast_pipeline, dtype_kwarg, load_pipeline, write_word_tokenizer  # before diffusers: models quiets transformers' torchvision notice
+from .word_tokenizers import write_word_tokenizer
+from .models import cast_pipeline, dtype_kwarg, load_pipeline  # before diffusers: models quiets transformers' torchvision notice
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from diffusers.training_utils import compute_snr
 from transformers import CLIPTextConfig, CLIPTextModel

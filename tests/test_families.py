@@ -3,8 +3,8 @@ import pytest, torch
 from dataset_diffusion.models import load_pipeline
 from dataset_diffusion.tokens import class_maps, sequence_positions
 from dataset_diffusion.attention import encode_class_prompts, generate_with_attention
-from dataset_diffusion.joint_attention import (JointAttentionCapture, default_blocks, generate_with_joint_attention, joint_layers,
-                                               pool_self, token_grid)
+from dataset_diffusion.families import token_grid
+from dataset_diffusion.joint_attention import JointAttentionCapture, default_blocks, generate_with_joint_attention, joint_layers, pool_self
 from dataset_diffusion.capture import generate_with_capture
 from dataset_diffusion.refine import attention_mask
 
@@ -182,7 +182,7 @@ def test_flux_t5_tokens_and_cut_off(flux):
     pos = sequence_positions(flux, PROMPTS[1], "hydrant aeroplane", ["hydrant", "aeroplane"], "appended", max_sequence_length=32)
     toks = flux.tokenizer_2.convert_ids_to_tokens(flux.tokenizer_2(PROMPTS[1]).input_ids)
     assert [[toks[i] for i in p] for p in pos] == [["▁hydr", "ant"], ["▁aero", "plane"]]
-    with pytest.raises(ValueError, match="stream 'clip' is not in the text sequence of FluxPipeline.*pooled"):
+    with pytest.raises(ValueError, match="stream 'clip' is not in the text sequence of FluxPipeline, which has \\['t5'\\] \\(its CLIP encoder gives only a pooled vector\\)"):
         sequence_positions(flux, PROMPTS[1], "hydrant", ["hydrant"], "caption", "clip")
     long = "a man " + "and a dog " * 10 + "; aeroplane"
     with pytest.raises(ValueError, match=r"class 'aeroplane' is cut off by the tokenizer's 32-token limit \(T5Tokenizer"):
@@ -192,8 +192,8 @@ def test_flux_t5_tokens_and_cut_off(flux):
     assert len(pos[0]) == 2 and pos[0][0] > 32 and [toks[i] for i in pos[0]] == ["▁aero", "plane"]
 
 def test_flux_side_must_divide_grid(flux):
-    cap = JointAttentionCapture(flux.transformer, token_grid(flux), blocks=[0], self_res=8)   # pools by 8: a 60 px image has 15x15 tokens
-    with cap, pytest.raises(ValueError, match="self-attention side 8 pools by 8, which does not divide the 15x15 token grid"):
+    cap = JointAttentionCapture(flux.transformer, token_grid(flux), blocks=[0], self_res=2)   # pools by 8: a 60 px image has 15x15 tokens
+    with cap, pytest.raises(ValueError, match="self-attention side 2 pools by 8, which does not divide the 15x15 token grid"):
         cap.begin(2); flux(PROMPTS, generator=gen(), **dict(KW, height=60, width=60))
 
 def test_flux_maps_make_a_mask(flux):

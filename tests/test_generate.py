@@ -161,7 +161,7 @@ def test_nan_attention_is_rejected_never_a_mask(prompts, tmp_path, one_thread):
     assert generate(prompts, out, GenerateParams(model="tiny", steps=2, batch_size=8), pipe=pipe, progress=False)["generated"] == 0
 
 # the same guarantees for a saved SDXL, SD 3 and FLUX pipeline folder (tiny random ones): valid pairs, SIGKILL, resume by two processes
-FAMILIES, NF = ("tiny-sdxl", "tiny-sd3", "tiny-flux"), 8
+FAMILIES, NF = ("tiny-sdxl", "tiny-sd3", "tiny-flux", "tiny-flux2", "tiny-flux2-klein", "tiny-qwenimage", "tiny-zimage"), 8
 
 @pytest.fixture(scope="module")
 def family_prompts(prompts, tmp_path_factory):
@@ -184,8 +184,8 @@ def test_family_folder_pairs_then_sigkill_and_two_process_resume(family, family_
         assert set(np.unique(read_mask(ref / m["mask"])).tolist()) <= {0, 255, *m["labels"]}
     p = json.loads((ref / "run.json").read_text())["params"]
     dit = family != "tiny-sdxl"
-    assert (p["class_maps"], p["text_stream"], p["blocks"] is not None, p["dtype"]) == (
-        "appended" if dit else "class_prompt", {"tiny-sd3": "clip", "tiny-flux": "t5"}.get(family), dit, "float32")
+    streams = {"tiny-sd3": "clip", "tiny-flux": "t5", "tiny-flux2": "mistral", "tiny-flux2-klein": "qwen3", "tiny-qwenimage": "qwen2.5-vl", "tiny-zimage": "qwen3"}
+    assert (p["class_maps"], p["text_stream"], p["blocks"] is not None, p["dtype"]) == ("appended" if dit else "class_prompt", streams.get(family), dit, "float32")
     out = tmp_path / "killed"   # killed midway, then finished by two processes: the same bytes as one uninterrupted process
     first = kill_after(family_cli(family_prompts, out, folder), out, 2)
     assert 2 <= first < NF and not (out / "metadata.jsonl").exists()
