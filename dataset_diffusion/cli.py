@@ -134,31 +134,35 @@ def _generate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dd-generate", description="Generate a synthetic segmentation dataset (VOC layout) from a prompts JSONL.")
     p.add_argument("--prompts", required=True, help="prompts JSONL from dd-prompts")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--model", default=d.model, help="'shapes' (the shipped Shapes model), 'tiny' (random test model; also tiny-sdxl, tiny-sd3, tiny-flux), "
-                   "'random:<arch>', a folder saved with save_pretrained or a hub id of a StableDiffusionPipeline, StableDiffusionXLPipeline, "
-                   "StableDiffusion3Pipeline or FluxPipeline, e.g. stabilityai/stable-diffusion-xl-base-1.0 (open), black-forest-labs/FLUX.1-schnell "
-                   "(open), stabilityai/stable-diffusion-3.5-medium or -large (gated: accept the license on the Hub, then `hf auth login`), "
-                   "black-forest-labs/FLUX.1-dev (gated, non-commercial); stabilityai/stable-diffusion-2-1-base, the paper's model, was withdrawn "
-                   "from the Hub in November 2025 (default: %(default)s)")
-    p.add_argument("--classes", default=d.classes, help="class vocabulary: voc, coco, shapes, a file of names (line 1 = label 0) or auto: shapes for the Shapes model, else voc (default: %(default)s)")
+    p.add_argument("--model", default=d.model, help="'shapes', 'shapes-sd3' or 'shapes-flux' (the shipped Shapes models), a tiny random test model "
+                   "(tiny, tiny-sdxl, tiny-sd3, tiny-flux, tiny-flux2, tiny-flux2-klein, tiny-qwenimage, tiny-zimage), 'random:<arch>', a folder saved "
+                   "with save_pretrained or a hub id of any of the eight families: stable-diffusion-v1-5/stable-diffusion-v1-5, "
+                   "stabilityai/stable-diffusion-xl-base-1.0, black-forest-labs/FLUX.2-klein-4B, Qwen/Qwen-Image, Tongyi-MAI/Z-Image-Turbo (open); "
+                   "stabilityai/stable-diffusion-3.5-medium or -large, black-forest-labs/FLUX.1-schnell (gated: accept the terms on the Hub, then "
+                   "`hf auth login`); black-forest-labs/FLUX.1-dev, black-forest-labs/FLUX.2-dev (gated, non-commercial). "
+                   "stabilityai/stable-diffusion-2-1-base, the paper's model, was withdrawn from the Hub in November 2025 (default: %(default)s)")
+    p.add_argument("--classes", default=d.classes, help="class vocabulary: voc, coco, shapes, a file of names (line 1 = label 0) or auto: shapes for a shipped Shapes model, else voc (default: %(default)s)")
     p.add_argument("--steps", type=int, default=d.steps, help="denoising steps (default: %(default)s)")
-    p.add_argument("--guidance", type=float, default=d.guidance, help="guidance scale; for FLUX.1-dev the distilled guidance (3.5 is its usual value), ignored by FLUX.1-schnell (default: %(default)s)")
-    p.add_argument("--negative-prompt", default=d.negative_prompt, help="negative prompt of every image (not for FLUX, which is guidance-distilled)")
+    p.add_argument("--guidance", type=float, default=d.guidance, help="guidance scale: classifier-free guidance for SD, SDXL, SD 3, FLUX.2 [klein] base "
+                   "and Z-Image (Z-Image-Turbo: 0), the embedded distilled scale of FLUX.1-dev and FLUX.2 [dev] (3.5-4), Qwen-Image's true_cfg_scale "
+                   "(with the negative prompt, ' ' if none); at most 1: no guidance (FLUX.1-schnell, distilled FLUX.2 [klein]: 1) (default: %(default)s)")
+    p.add_argument("--negative-prompt", default=d.negative_prompt, help="negative prompt of every image (not for FLUX.1 and FLUX.2 [dev], which are guidance-distilled)")
     p.add_argument("--height", type=int, default=d.height, help="image height in pixels (default: the model's native size)")
     p.add_argument("--width", type=int, default=d.width, help="image width in pixels (default: the model's native size)")
     p.add_argument("--size", type=int, default=None, help="square images of this side: --height and --width in one")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per pipeline call (default: %(default)s)")
-    p.add_argument("--dtype", default=d.dtype, choices=list(DTYPES), help="pipeline dtype; auto: float16 for SD and SDXL, bfloat16 for SD 3 and FLUX on a GPU, "
+    p.add_argument("--dtype", default=d.dtype, choices=list(DTYPES), help="pipeline dtype; auto: float16 for SD and SDXL, bfloat16 for the transformers on a GPU, "
                    "float32 on the CPU; run.json records the dtype used (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="run seed; item seeds derive from it and the ids (default: %(default)s)")
     p.add_argument("--cross-res", type=int, nargs="+", default=d.cross_res, help="cross-attention side(s) at the native size (default: the paper's, scaled: "
-                   "16 for SD 1/2, 32 for SDXL; SD 3 and FLUX: one side, the token grid, 64 at 1024 px)")
+                   "16 for SD 1/2, 32 for SDXL; the transformers: one side, the token grid, 64 at 1024 px)")
     p.add_argument("--self-res", type=int, default=d.self_res, help="self-attention side at the native size (default: the paper's, scaled: 32 for SD 1/2, "
-                   "64 for SDXL; SD 3 and FLUX: half the token grid, 32 at 1024 px)")
-    p.add_argument("--blocks", type=int, nargs="+", default=d.blocks, help="SD 3 and FLUX: indices of the joint-attention layers read (FLUX: double-stream "
-                   "blocks 0-18, single-stream 19-56) (default: SD 3.5 medium 8-11, large 13-16, FLUX 15-18: see 10a_joint_attention)")
-    p.add_argument("--text-stream", default=d.text_stream, choices=TEXT_STREAMS, help="SD 3: read the class maps at the CLIP tokens, the T5 tokens or both; "
-                   "FLUX has T5 tokens only (default: auto: CLIP for SD 3, T5 for FLUX)")
+                   "64 for SDXL; the transformers: half the token grid, 32 at 1024 px)")
+    p.add_argument("--blocks", type=int, nargs="+", default=d.blocks, help="transformers: indices of the joint-attention layers read, double-stream "
+                   "blocks first (FLUX.1: 0-18 double, 19-56 single) (default: a window of depth fractions of the family: see 10a_joint_attention)")
+    p.add_argument("--text-stream", default=d.text_stream, choices=TEXT_STREAMS, help="transformers: the text tokens the class maps are read at: SD 3's "
+                   "clip or t5 (or both), FLUX.1's t5, FLUX.2 [dev]'s mistral, FLUX.2 [klein]'s and Z-Image's qwen3, Qwen-Image's qwen2.5-vl "
+                   "(default: auto, the family's first)")
     p.add_argument("--tau", type=int, default=d.tau, help="self-attention exponent (default: %(default)s)")
     p.add_argument("--fg-threshold", type=float, default=d.fg_threshold, help="class threshold (default: %(default)s)")
     p.add_argument("--bg-threshold", type=float, default=d.bg_threshold, help="background threshold (default: %(default)s)")

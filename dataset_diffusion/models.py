@@ -9,6 +9,7 @@ from importlib.resources import files
 from pathlib import Path
 import torch
 from packaging.version import Version
+from .vocab import SHAPES_MODEL_NAMES
 from .families import FAMILIES, family_named, family_of
 from .word_tokenizers import MISTRAL_TEMPLATE, QWEN3_TEMPLATE, write_chat_tokenizer, write_t5_tokenizer, write_word_tokenizer
 from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, Mistral3Config, Mistral3ForConditionalGeneration,
@@ -86,14 +87,14 @@ ARCHITECTURES.update({
         scheduler=_XL_SCHED),
     "sd3.5-medium": dict(family="sd3", transformer=dict(_SD3, num_layers=24, num_attention_heads=24, caption_projection_dim=1536,
         pos_embed_max_size=384, dual_attention_layers=tuple(range(13))), text=[("clip_proj", _CLIP_L), ("clip_proj", _CLIP_G), ("t5", _T5_XXL)],
-        vae=dict(_DIT_VAE, scaling_factor=1.5305, shift_factor=0.0609), scheduler=dict(shift=3.0), t5_length=256),
+        vae=dict(_DIT_VAE, scaling_factor=1.5305, shift_factor=0.0609), scheduler=dict(shift=3.0), text_tokens=77 + 256),
     "sd3.5-large": dict(family="sd3", transformer=dict(_SD3, num_layers=38, num_attention_heads=38, caption_projection_dim=2432,
         pos_embed_max_size=192), text=[("clip_proj", _CLIP_L), ("clip_proj", _CLIP_G), ("t5", _T5_XXL)],
-        vae=dict(_DIT_VAE, scaling_factor=1.5305, shift_factor=0.0609), scheduler=dict(shift=3.0), t5_length=256),
+        vae=dict(_DIT_VAE, scaling_factor=1.5305, shift_factor=0.0609), scheduler=dict(shift=3.0), text_tokens=77 + 256),
     "flux.1-dev": dict(family="flux", transformer=dict(_FLUX, guidance_embeds=True), text=[("clip", _CLIP_L), ("t5", _T5_XXL)],
-        vae=dict(_DIT_VAE, scaling_factor=0.3611, shift_factor=0.1159), scheduler=_FLUX_SCHED, t5_length=512),
+        vae=dict(_DIT_VAE, scaling_factor=0.3611, shift_factor=0.1159), scheduler=_FLUX_SCHED, text_tokens=512),
     "flux.1-schnell": dict(family="flux", transformer=dict(_FLUX, guidance_embeds=False), text=[("clip", _CLIP_L), ("t5", _T5_XXL)],
-        vae=dict(_DIT_VAE, scaling_factor=0.3611, shift_factor=0.1159), scheduler=dict(shift=1.0), t5_length=256),
+        vae=dict(_DIT_VAE, scaling_factor=0.3611, shift_factor=0.1159), scheduler=dict(shift=1.0), text_tokens=256),
     "tiny-sdxl": dict(family="sdxl", unet=dict(_XL_UNET, sample_size=32, layers_per_block=1, block_out_channels=(32, 64),
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4), transformer_layers_per_block=(1, 2), addition_time_embed_dim=8,
@@ -104,12 +105,12 @@ ARCHITECTURES.update({
         pos_embed_max_size=32, qk_norm="rms_norm", dual_attention_layers=(0,)),
         text=[("clip_proj", _TINY_CLIP), ("clip_proj", _TINY_CLIP), ("t5", _TINY_T5(64))],
         vae=dict(_TINY_VAE, scaling_factor=1.5305, shift_factor=0.0609, use_quant_conv=False, use_post_quant_conv=False),
-        scheduler=dict(shift=3.0), t5_length=256),
+        scheduler=dict(shift=3.0), text_tokens=77 + 256),
     "tiny-flux": dict(family="flux", transformer=dict(patch_size=1, in_channels=16, num_layers=2, num_single_layers=2,
         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=True,
         axes_dims_rope=(4, 6, 6)), text=[("clip", _TINY_CLIP), ("t5", _TINY_T5(32))],
         vae=dict(_TINY_VAE, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False),
-        scheduler=dict(shift=3.0), t5_length=512),
+        scheduler=dict(shift=3.0), text_tokens=512),
 })
 
 # %% ../nbs/06b_models.ipynb #0949bd60
@@ -129,16 +130,17 @@ _ZIMAGE = dict(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=3
                norm_eps=1e-5, qk_norm=True, cap_feat_dim=2560, rope_theta=256.0, t_scale=1000.0, axes_dims=[32, 48, 48], axes_lens=[1536, 512, 512])
 
 ARCHITECTURES.update({
-    "flux.2-dev": dict(family="flux2", transformer=_FLUX2, text=[("mistral3", _LM(30))], vae=_FLUX2_VAE, scheduler=_FLUX2_SCHED, text_width=15360),
+    "flux.2-dev": dict(family="flux2", transformer=_FLUX2, text=[("mistral3", _LM(30))], vae=_FLUX2_VAE, scheduler=_FLUX2_SCHED, text_width=15360,
+        text_tokens=512),
     "flux.2-klein-4b": dict(family="flux2-klein", transformer=dict(_FLUX2, num_layers=5, num_single_layers=20, num_attention_heads=24,
         joint_attention_dim=7680, guidance_embeds=False), text=[("qwen3-lm", _LM(27))], vae=_FLUX2_VAE, scheduler=_FLUX2_SCHED, text_width=7680,
-        distilled=True),
+        text_tokens=512, distilled=True),
     "qwen-image": dict(family="qwenimage", transformer=dict(patch_size=2, in_channels=64, out_channels=16, num_layers=60, attention_head_dim=128,
         num_attention_heads=24, joint_attention_dim=3584, axes_dims_rope=(16, 56, 56)), text=[("qwen2.5-vl", _LM(2))],
         vae=dict(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True]), scheduler=_QWEN_SCHED,
-        text_width=3584),
+        text_width=3584, text_tokens=64),
     "z-image-turbo": dict(family="zimage", transformer=_ZIMAGE, text=[("qwen3", _LM(2))], vae=dict(_DIT_VAE, scaling_factor=0.3611,
-        shift_factor=0.1159), scheduler=dict(shift=3.0), text_width=2560),
+        shift_factor=0.1159), scheduler=dict(shift=3.0), text_width=2560, text_tokens=64),
     "tiny-flux2": dict(family="flux2", transformer=dict(_TINY_FLUX2, guidance_embeds=True), text=[("mistral3", _LM(30))],
         vae=_TINY_FLUX2_VAE, scheduler=_FLUX2_SCHED),
     "tiny-flux2-klein": dict(family="flux2-klein", transformer=dict(_TINY_FLUX2, guidance_embeds=False), text=[("qwen3-lm", _LM(27))],
@@ -268,7 +270,7 @@ def random_pipeline(
 # %% ../nbs/06b_models.ipynb #a62d407e
 TINY_MODELS = ("tiny", "tiny-sdxl", "tiny-sd3", "tiny-flux", "tiny-flux2", "tiny-flux2-klein", "tiny-qwenimage", "tiny-zimage")
 "The tiny random test pipelines `load_pipeline` builds by name, one per family."
-SHAPES_MODELS = {"shapes": "pipeline", "shapes-sd3": "sd3", "shapes-flux": "flux"}
+SHAPES_MODELS = dict(zip(SHAPES_MODEL_NAMES, ("pipeline", "sd3", "flux")))
 "The shipped Shapes models by name, and their folders in `shipped_model_dir()`."
 
 def shipped_model_dir() -> Path:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['IGNORE', 'VOC_CLASSES', 'VOC_DISPLAY_NAMES', 'COCO_CATEGORIES', 'COCO_CLASSES', 'SHAPES_CLASSES', 'coco_label',
-           'class_names', 'category_labels']
+__all__ = ['IGNORE', 'VOC_CLASSES', 'VOC_DISPLAY_NAMES', 'COCO_CATEGORIES', 'COCO_CLASSES', 'SHAPES_CLASSES',
+           'SHAPES_MODEL_NAMES', 'coco_label', 'class_names', 'category_labels']
 
 # %% ../nbs/00_vocab.ipynb #1bef7f73
 IGNORE = 255
@@ -55,12 +55,15 @@ SHAPES_CLASSES = ("background", "circle", "square", "triangle", "star", "ring", 
 "Class names of the Shapes world; the index is the label in masks."
 
 # %% ../nbs/00_vocab.ipynb #8303980a
+SHAPES_MODEL_NAMES = ("shapes", "shapes-sd3", "shapes-flux")
+"The names of the Shapes models shipped with the package (a UNet, an SD 3 and a FLUX transformer), all of the Shapes world's classes."
+
 def class_names(
     classes:str="voc",  # "voc", "coco", "shapes" or a text file with one display name a line (line 1: label 0, background)
-    model:str="",       # the model, for `classes="auto"`: "shapes" picks the Shapes classes, anything else VOC
+    model:str="",       # the model, for `classes="auto"`: a shipped Shapes model picks the Shapes classes, anything else VOC
 ) -> tuple[str, ...]:   # display names indexed by label
     "Display names of the class vocabulary `classes`, indexed by label."
-    if classes == "auto": classes = "shapes" if model == "shapes" else "voc"
+    if classes == "auto": classes = "shapes" if model in SHAPES_MODEL_NAMES else "voc"
     if classes == "shapes": return SHAPES_CLASSES
     if classes == "voc": return VOC_DISPLAY_NAMES
     if classes == "coco": return COCO_CLASSES
