@@ -2,6 +2,10 @@
 
     python bench/bench_capture.py                       # SD 2.1-base architecture, random weights, CPU, 256 px, 2 steps
     python bench/bench_capture.py --device cuda --dtype float16 --size 512 --steps 20
+    python bench/bench_capture.py --arch tiny --size 64 --threads 1                # the tiny test UNet (seconds)
+
+UNet architectures only (sd15, sd21-base, sd21, sdxl, tiny, tiny-sdxl): the transformers' joint-attention capture is
+timed by bench_generate.py (whole generations) and bench_joint_layer.py (one attention call).
 
 Four ways to run the same pipeline call, each timed `--repeats` times (median) after one warm-up call:
   plain           the pipeline's own processors (fused scaled_dot_product_attention on PyTorch 2)
@@ -12,7 +16,7 @@ Four ways to run the same pipeline call, each timed `--repeats` times (median) a
 import argparse, statistics, time
 import torch
 from diffusers.models.attention_processor import AttnProcessor
-from dataset_diffusion.models import random_pipeline
+from dataset_diffusion.models import architecture, cast_pipeline, random_pipeline
 from dataset_diffusion.attention import generate_with_attention, available_resolutions
 
 def _peak_reset(device):
@@ -30,10 +34,15 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3, help="timed calls per way (median reported)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     a = p.parse_args(argv)
+    if "unet" not in architecture(a.arch):
+        p.error(f"--arch {a.arch} is a {architecture(a.arch)['family']} transformer: this benchmark times the UNet capture "
+                "(use bench_generate.py or bench_joint_layer.py)")
+    if a.threads: torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     pipe = random_pipeline(a.arch).to(a.device)
-    if a.dtype != "float32": pipe = pipe.to(dtype=getattr(torch, a.dtype))
+    if a.dtype != "float32": cast_pipeline(pipe, getattr(torch, a.dtype))
     original = dict(pipe.unet.attn_processors)
     prompt, class_prompt = "a man riding a horse on the grass; person horse", "person horse"
     kw = dict(num_inference_steps=a.steps, height=a.size, width=a.size, output_type="np")

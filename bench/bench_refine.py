@@ -1,20 +1,25 @@
-"""Cost of the refinement A_c* = (A_s)^tau . A_c (tau = 4) at the native 64x64 token grid of a 1024 px SD 3.5 or FLUX
-image against the 32x32 pooled grid (the default): CPU time here, and as a share of one generation's FLOPs.
+"""Cost of the refinement A_c* = (A_s)^tau . A_c (tau = 4) at the native 64x64 token grid of a 1024 px image of a DiT
+(SD 3.5, FLUX.1, FLUX.2, Qwen-Image, Z-Image) against the 32x32 pooled grid (the default): CPU time here, and as a share of one generation's FLOPs.
 
     python bench/bench_refine.py            # 1 thread; THREADS=2 for more
 
 `refine(method="products")` multiplies the maps tau times (4 N^2 K multiply-adds), `method="power"` forms the dense
 matrix power (about 2 N^3); `refined_maps` (what dd-generate calls) picks the cheaper and resizes to 1024 px.
 A generation's FLOPs are estimated from the real configs: per step 2 x parameters x tokens, plus 4 L^2 x width per
-attention layer, times the rows of classifier-free guidance.
+attention layer (the layers of `joint_layers`, at the model's typical `text_tokens`), times the rows or calls of
+classifier-free guidance; steps and guidance are the model cards'.
 """
 import os, time
 import torch
 from dataset_diffusion.models import architecture, random_denoiser
+from dataset_diffusion.joint_attention import joint_layers
 from dataset_diffusion.refine import refine, refined_maps
 
-STEPS = {"sd3.5-medium": 40, "sd3.5-large": 28, "flux.1-dev": 28, "flux.1-schnell": 4}
-CFG_ROWS = {"sd3.5-medium": 2, "sd3.5-large": 2, "flux.1-dev": 1, "flux.1-schnell": 1}
+STEPS = {"sd3.5-medium": 40, "sd3.5-large": 28, "flux.1-dev": 28, "flux.1-schnell": 4, "flux.2-dev": 50, "flux.2-klein-4b": 4,
+         "qwen-image": 50, "z-image-turbo": 8}
+CFG_ROWS = {"sd3.5-medium": 2, "sd3.5-large": 2, "flux.1-dev": 1, "flux.1-schnell": 1, "flux.2-dev": 1, "flux.2-klein-4b": 1,
+            "qwen-image": 2, "z-image-turbo": 1}
+"Transformer rows per image and step: 2 under classifier-free guidance (Qwen-Image's true CFG: a second call of one row)."
 
 def stochastic(n:int, seed:int=0) -> torch.Tensor:
     "A random (n, n) row-stochastic matrix."
@@ -32,9 +37,9 @@ def generation_flops(arch:str) -> float:
     cfg = architecture(arch)
     with torch.device("meta"): tr = random_denoiser(arch)
     params = sum(p.numel() for p in tr.parameters())
-    text = cfg["t5_length"] + (77 if cfg["family"] == "sd3" else 0)
-    L, width = 64 * 64 + text, tr.config.num_attention_heads * tr.config.attention_head_dim
-    layers = len(tr.transformer_blocks) + len(getattr(tr, "single_transformer_blocks", []))
+    c = tr.config
+    L, width = 64 * 64 + cfg["text_tokens"], c.dim if "dim" in c else c.num_attention_heads * c.attention_head_dim   # Z-Image: dim
+    layers = len(joint_layers(tr))
     return STEPS[arch] * CFG_ROWS[arch] * (2 * params * L + 4 * L * L * width * layers)
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def heads_per_chunk(n:int, n_img:int, n_keys:int, f:int, heads:int, chunk_bytes:
     "Heads whose fp32 scores (n, n_img, n_keys) and pooled image columns fit in `chunk_bytes` (at least 1)."
     return max(1, min(heads, chunk_bytes // (n * n_img * (n_keys + n_img // f ** 2) * 4)))
 
-# %% ../nbs/10a_joint_attention.ipynb #c3c350db
+# %% ../nbs/10a_joint_attention.ipynb #13e14a93
 class JointCaptureProcessor:
     "Shared part of the capture processors: outside captured calls the original processor runs unchanged."
     _attention_backend = None
@@ -97,10 +97,10 @@ class JointCaptureProcessor:
     def attend(self, query, key, value, mask=None):
         "diffusers' `dispatch_attention_fn` on (batch, tokens, heads, head_dim) tensors with the original's backend, recording the softmax."
         out = dispatch_attention_fn(query, key, value, attn_mask=mask, backend=self._attention_backend, parallel_config=self._parallel_config)
-        self.capture._record(query.transpose(1, 2), key.transpose(1, 2), mask)
+        self.capture._record(query.transpose(1, 2), key.transpose(1, 2), mask, self.layer.index)
         return out.flatten(2, 3).to(query.dtype)
 
-# %% ../nbs/10a_joint_attention.ipynb #d720ea55
+# %% ../nbs/10a_joint_attention.ipynb #6eac60f3
 class SD3CaptureProcessor(JointCaptureProcessor):
     "diffusers' `JointAttnProcessor2_0` (joint attention over [image; text]) that also records the conditional image rows' joint softmax."
     expects = JointAttnProcessor2_0
@@ -118,7 +118,7 @@ class SD3CaptureProcessor(JointCaptureProcessor):
         if attn.norm_added_k is not None: txt_k = attn.norm_added_k(txt_k)
         query, key, value = torch.cat([query, txt_q], dim=2), torch.cat([key, txt_k], dim=2), torch.cat([value, txt_v], dim=2)
         hidden_states = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
-        self.capture._record(query, key)
+        self.capture._record(query, key, None, self.layer.index)
         hidden_states = hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * query.shape[-1]).to(query.dtype)
         hidden_states, encoder_hidden_states = hidden_states[:, :n_img], hidden_states[:, n_img:]
         if not attn.context_pre_only: encoder_hidden_states = attn.to_add_out(encoder_hidden_states)
@@ -234,7 +234,7 @@ CAPTURE_PROCESSORS = {p.expects: p for p in (SD3CaptureProcessor, FluxCapturePro
                                              QwenCaptureProcessor, ZImageCaptureProcessor)}
 "The capture processor of each diffusers attention processor the families run."
 
-# %% ../nbs/10a_joint_attention.ipynb #6e3db137
+# %% ../nbs/10a_joint_attention.ipynb #4546a6bd
 CLASS_PROMPT_REFUSAL = (
     "a class prompt encoded alone cannot be read in a joint-attention transformer (SD 3, FLUX, Qwen-Image, Z-Image): the keys of "
     "text tokens at block k come from the text stream after k joint blocks with this image's tokens and the timestep's "
@@ -254,6 +254,7 @@ class JointAttentionCapture(Capture):
         t_range=(0, 1000),         # keep steps whose timestep (0..1000 scale, 1000 = noise) is in this closed range
         chunk_bytes:int=2**28,     # bound on the fp32 scores of one chunk of heads
         text_norm:bool=False,      # renormalise each image row's text block to sum to 1 (cross-attention-like)
+        per_block:bool=False,      # keep each block's maps apart (and both text normalisations), for studies of blocks
     ):
         super().__init__(transformer)
         self.transformer, self.record, self.native_grid = transformer, denoiser_of(transformer), grid
@@ -263,7 +264,7 @@ class JointAttentionCapture(Capture):
         self.layers, self.blocks = {layers[i].name: layers[i] for i in idx}, tuple(idx)
         self.cross_res = _joint_side(cross_res, grid, grid, "cross")
         self.self_res = _joint_side(self_res, grid // 2 if grid % 2 == 0 else grid, grid, "self")
-        self.t_range, self.chunk_bytes, self.text_norm = t_range, chunk_bytes, text_norm
+        self.t_range, self.chunk_bytes, self.text_norm, self.per_block = t_range, chunk_bytes, text_norm, per_block
         self.begin(None)
 
     def _names(self): return list(self.layers)
@@ -319,7 +320,7 @@ def _pre_forward(self:JointAttentionCapture, module, args, kwargs):
     self.active = self.t_range[0] <= call.t <= self.t_range[1]
     if self.active: self.steps += 1; self.timesteps.append(call.t)
 
-# %% ../nbs/10a_joint_attention.ipynb #38e6de5e
+# %% ../nbs/10a_joint_attention.ipynb #851f5fc1
 def _side_mask(mask, rows:slice, img:slice):
     "The part of an attention mask that applies to the conditional image query rows (None stays None)."
     if mask is None: return None
@@ -327,7 +328,7 @@ def _side_mask(mask, rows:slice, img:slice):
     return m[..., img, :] if m.shape[-2] > 1 else m
 
 @patch
-def _add(self:JointAttentionCapture, key:str, x:torch.Tensor):
+def _add(self:JointAttentionCapture, key, x:torch.Tensor):
     "Add `x` to the running sum under `key`."
     if key in self.sums: self.sums[key] += x
     else: self.sums[key] = x.clone()
@@ -338,6 +339,7 @@ def _record(self:JointAttentionCapture,
     q:torch.Tensor,   # (batch, heads, tokens, head_dim) joint queries
     k:torch.Tensor,   # (batch, heads, keys, head_dim) joint keys
     mask=None,        # the call's attention mask (boolean or additive), or None
+    layer:int=0,      # the layer's index (`per_block` keeps each layer's sums apart)
 ):
     "Joint softmax of the conditional image rows over every key, in chunks of heads: add the head means of the image->text block and the renormalised, pooled image->image block."
     c, (h, w), img, txt = self.cond, self.grid, self.img, self.txt
@@ -346,46 +348,56 @@ def _record(self:JointAttentionCapture,
     n, heads, n_img, d = qi.shape
     m = _side_mask(mask, c, img)
     step = heads_per_chunk(n, n_img, kc.shape[2], fs, heads, self.chunk_bytes)
-    cross = self_ = None
+    norms = (False, True) if self.per_block else (self.text_norm,)
+    sums = {}
     for h0 in range(0, heads, step):
         e = qi[:, h0:h0 + step].float() @ kc[:, h0:h0 + step].float().transpose(-1, -2)
         e.mul_(d ** -0.5)
         if m is not None: e = e.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else e + m.float()
         e.sub_(e.amax(-1, keepdim=True)).exp_()                    # unnormalised joint softmax, in place
         e_img, e_txt = e[..., img], e[..., txt]
-        z_txt = e_txt.sum(-1, keepdim=True) if self.text_norm else e.sum(-1, keepdim=True)
-        ct = _pool_rows(e_txt / z_txt, h, w, fc).sum(1)
-        st = _pool_rows(_pool_cols(e_img, h, w, fs) / e_img.sum(-1, keepdim=True), h, w, fs).sum(1)   # a softmax over image keys
-        cross, self_ = (ct, st) if cross is None else (cross + ct, self_ + st)
-    self._add("cross", cross / heads)
-    self._add("self", self_ / heads)
+        for norm in norms:                                          # the text block's share of the joint softmax, or renormalised over the text
+            z = e_txt.sum(-1, keepdim=True) if norm else e.sum(-1, keepdim=True)
+            sums[norm] = sums.get(norm, 0) + _pool_rows(e_txt / z, h, w, fc).sum(1)
+        sums["self"] = sums.get("self", 0) + _pool_rows(_pool_cols(e_img, h, w, fs) / e_img.sum(-1, keepdim=True), h, w, fs).sum(1)
+    key = (lambda k: (k, layer)) if self.per_block else (lambda k: k)
+    for norm in norms: self._add(key("cross_text" if norm else "cross") if self.per_block else key("cross"), sums[norm] / heads)
+    self._add(key("self"), sums["self"] / heads)
 
-# %% ../nbs/10a_joint_attention.ipynb #90505f6d
+# %% ../nbs/10a_joint_attention.ipynb #e1ee69b8
 @patch
-def _mean(self:JointAttentionCapture, key:str) -> torch.Tensor:
-    "Mean of the running sum under `key`."
-    if key not in self.sums: raise KeyError(f"no {key}-attention maps: was there a generation with a step in the timestep range {self.t_range}?")
-    return self.sums[key] / self.counts[key]
+def _mean(self:JointAttentionCapture, key:str, blocks=None) -> torch.Tensor:
+    "Mean of the running sums under `key` (per block: of the chosen `blocks`, all captured ones by default)."
+    keys = [(key, b) for b in (self.blocks if blocks is None else blocks)] if self.per_block else [key]
+    if blocks is not None and not self.per_block: raise ValueError("maps of chosen blocks need a capture with per_block=True")
+    missing = [k for k in keys if k not in self.sums]
+    if missing: raise KeyError(f"no {key}-attention maps of {missing[0]}: was it captured, in a generation with a step in the timestep range {self.t_range}?")
+    return sum(self.sums[k] / self.counts[k] for k in keys) / len(keys)
 
 @patch
 def cross_attention(self:JointAttentionCapture,
     side:int|None=None,        # `cross_res[0]` or None (a DiT has one side)
     source:str="appended",     # a key of `CLASS_MAPS`; "class_prompt" is refused (`CLASS_PROMPT_REFUSAL`)
+    blocks=None,               # `per_block` captures: the blocks averaged (None: all captured)
+    text_norm:bool|None=None,  # `per_block` captures: renormalised over the text (None: the capture's `text_norm`)
 ) -> torch.Tensor:             # (images, text tokens, h, w)
     "Mean image->text joint attention of every text token, over heads, captured blocks and steps."
     if source == "class_prompt": raise NotImplementedError(CLASS_PROMPT_REFUSAL)
     if source not in CLASS_MAPS: raise ValueError(f"source must be one of {CLASS_MAPS}, not {source!r}")
     if side not in (None, self.cross_res[0]): raise KeyError(f"no cross-attention maps at side {side}: this capture reads {self.cross_res[0]}")
-    m, f = self._mean("cross"), self.native_grid // self.cross_res[0]
+    norm = self.text_norm if text_norm is None else text_norm
+    if norm != self.text_norm and not self.per_block: raise ValueError(f"this capture keeps text_norm={self.text_norm} maps; per_block=True keeps both")
+    m, f = self._mean("cross_text" if self.per_block and norm else "cross", blocks), self.native_grid // self.cross_res[0]
     return m.transpose(1, 2).reshape(m.shape[0], m.shape[2], self.grid[0] // f, self.grid[1] // f)
 
 @patch
 def self_attention(self:JointAttentionCapture,
     side:int|None=None,   # `self_res[0]` or None
+    blocks=None,          # `per_block` captures: the blocks averaged (None: all captured)
 ) -> torch.Tensor:        # (images, h*w, h*w) on the pooled grid, rows sum to 1
     "Mean image->image joint attention, each row renormalised to sum to 1, pooled to `self_res`."
     if side not in (None, self.self_res[0]): raise KeyError(f"no self-attention maps at side {side}: this capture reads {self.self_res[0]}")
-    return self._mean("self")
+    return self._mean("self", blocks)
 
 # %% ../nbs/10a_joint_attention.ipynb #b4a68880
 def generate_with_joint_attention(
