@@ -186,7 +186,7 @@ def child(a):
     from dataset_diffusion.attention import available_resolutions
     from dataset_diffusion.capture import is_unet
     from dataset_diffusion.families import family_of, pipeline_denoiser
-    from dataset_diffusion.joint_attention import joint_layers
+    from dataset_diffusion.joint_layers import joint_layers
     from dataset_diffusion.vocab import SHAPES_MODEL_NAMES
     from dataset_diffusion.generate import GenerateParams, class_locator, generate_batch, resolve_params
     if a.threads: torch.set_num_threads(a.threads)

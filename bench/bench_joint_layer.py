@@ -31,7 +31,8 @@ import os, time
 import torch
 from torch.utils._pytree import tree_map
 from dataset_diffusion.models import architecture, random_denoiser
-from dataset_diffusion.joint_attention import CAPTURE_PROCESSORS, JointAttentionCapture, heads_per_chunk, joint_layers
+from dataset_diffusion.joint_layers import CAPTURE_PROCESSORS, heads_per_chunk, joint_layers
+from dataset_diffusion.joint_attention import JointAttentionCapture
 
 DEVICE, DTYPE = os.environ.get("DEVICE", "cpu"), getattr(torch, os.environ.get("DTYPE", "float32"))
 REPS = int(os.environ.get("REPS", 2))

@@ -25,7 +25,7 @@ import torch
 from dataset_diffusion.models import architecture, random_denoiser
 from dataset_diffusion.attention import attention_layers, default_resolutions
 from dataset_diffusion.families import denoiser_of
-from dataset_diffusion.joint_attention import default_blocks, joint_layers
+from dataset_diffusion.joint_layers import default_blocks, joint_layers
 
 STEPS = {"sdxl": 50, "sd3.5-medium": 40, "sd3.5-large": 28, "flux.1-dev": 28, "flux.1-schnell": 4,
          "flux.2-dev": 50, "flux.2-klein-4b": 4, "qwen-image": 50, "z-image-turbo": 8}

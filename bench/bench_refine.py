@@ -12,7 +12,7 @@ classifier-free guidance; steps and guidance are the model cards'.
 import os, time
 import torch
 from dataset_diffusion.models import architecture, random_denoiser
-from dataset_diffusion.joint_attention import joint_layers
+from dataset_diffusion.joint_layers import joint_layers
 from dataset_diffusion.refine import refine, refined_maps
 
 STEPS = {"sd3.5-medium": 40, "sd3.5-large": 28, "flux.1-dev": 28, "flux.1-schnell": 4, "flux.2-dev": 50, "flux.2-klein-4b": 4,

@@ -77,9 +77,7 @@ def reference_prompts(
 ):
     "`dd-prompts reference`: the reference's prompts file as our prompts JSONL."
     with cli_errors("dd-prompts"):
-        inputs = {"--json": a.json, "--classes": a.classes}
-        check_output(a.out, inputs)
-        n = write_prompts(reference_rows(a.json, class_names(a.classes)), a.out, inputs, a.overwrite)
+        n = write_prompts(reference_rows(a.json, class_names(a.classes)), a.out, {"--json": a.json, "--classes": a.classes}, a.overwrite)
     print(f"wrote {n} prompts to {a.out}")
 
 # %% ../nbs/19_cli.ipynb #fecefa61
@@ -159,7 +157,7 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--self-res", type=int, default=d.self_res, help="self-attention side at the native size (default: the paper's, scaled: 32 for SD 1/2, "
                    "64 for SDXL; the transformers: half the token grid, 32 at 1024 px)")
     p.add_argument("--blocks", type=int, nargs="+", default=d.blocks, help="transformers: indices of the joint-attention layers read, double-stream "
-                   "blocks first (FLUX.1: 0-18 double, 19-56 single) (default: a window of depth fractions of the family: see 10a_joint_attention)")
+                   "blocks first (FLUX.1: 0-18 double, 19-56 single) (default: a window of depth fractions of the family: see 10a_joint_layers)")
     p.add_argument("--text-stream", default=d.text_stream, choices=TEXT_STREAMS, help="transformers: the text tokens the class maps are read at: SD 3's "
                    "clip or t5 (or both), FLUX.1's t5, FLUX.2 [dev]'s mistral, FLUX.2 [klein]'s and Z-Image's qwen3, Qwen-Image's qwen2.5-vl "
                    "(default: auto, the family's first)")

@@ -192,7 +192,7 @@ def item_result(
 
 # %% ../nbs/13_generate.ipynb #c909bdfb
 def generate_batch(
-    pipe,              # a pipeline of any supported family (`10b_capture`)
+    pipe,              # a pipeline of any supported family (`10c_capture`)
     items:list,        # one chunk of items
     p:GenerateParams,  # resolved parameters
 ) -> list[dict]:       # one `item_result` per item (images only with `p.masks` False)

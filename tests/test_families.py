@@ -4,7 +4,8 @@ from dataset_diffusion.models import load_pipeline
 from dataset_diffusion.tokens import class_maps, sequence_positions
 from dataset_diffusion.attention import encode_class_prompts, generate_with_attention
 from dataset_diffusion.families import token_grid
-from dataset_diffusion.joint_attention import JointAttentionCapture, default_blocks, generate_with_joint_attention, joint_layers, pool_self
+from dataset_diffusion.joint_layers import default_blocks, joint_layers, pool_self
+from dataset_diffusion.joint_attention import JointAttentionCapture, generate_with_joint_attention
 from dataset_diffusion.capture import generate_with_capture
 from dataset_diffusion.refine import attention_mask
 

@@ -6,7 +6,8 @@ from diffusers.models.transformers.transformer_flux2 import Flux2Attention, Flux
 from dataset_diffusion.families import family_of, guidance_kwargs, stream_length, stream_tokenizer, token_grid
 from dataset_diffusion.models import load_pipeline
 from dataset_diffusion.tokens import render, sequence_positions
-from dataset_diffusion.joint_attention import JointAttentionCapture, generate_with_joint_attention, joint_layers
+from dataset_diffusion.joint_layers import joint_layers
+from dataset_diffusion.joint_attention import JointAttentionCapture, generate_with_joint_attention
 
 NEW = ("tiny-flux2", "tiny-flux2-klein", "tiny-qwenimage", "tiny-zimage")
 PROMPTS = ["a man riding a horse; man horse", "a red car near a blue boat; car boat"]

@@ -12,7 +12,7 @@ SMALL = {"03_metrics": dict(n_random=40), "10_attention": dict(steps=4, n_score=
          "20_reproduce": dict(n_train=8, n_test=6, steps=3, seg_iters=6, seg_batch=2),
          "21_ablations": dict(n_train=4, n_test=4, steps=2, gen_batch=4, seg_iters=2, seg_batch=2, taus=[0, 4], tau_segmenter=False)}
 "Parameters that make each notebook's papermill run small; notebooks not listed run with their own parameters."
-PARAMETERISED = set(SMALL) | {"06_models", "07_shapes_world", "08_prompts", "10a_joint_attention", "10b_capture", "16_shapes_model",
+PARAMETERISED = set(SMALL) | {"06_models", "07_shapes_world", "08_prompts", "10b_joint_attention", "10c_capture", "16_shapes_model",
                                "17_shapes_check", "19_cli"}
 
 CELL_TIMEOUT = 300

@@ -2,7 +2,7 @@
 import pytest, torch
 from dataset_diffusion.attention import AttentionCapture, attention_layers, default_resolutions
 from dataset_diffusion.models import random_denoiser, random_unet
-from dataset_diffusion.joint_attention import default_blocks, joint_layers
+from dataset_diffusion.joint_layers import default_blocks, joint_layers
 
 @pytest.fixture(scope="module", params=["sd15", "sd21-base"])
 def unet(request):

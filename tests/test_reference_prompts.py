@@ -48,7 +48,8 @@ def test_vocabulary_matters():
 
 def test_rows_feed_generation(tmp_path):
     "The rows pass `read_items` with every class located in its class prompt, and `dd-generate` makes one pair per row."
-    from dataset_diffusion.models import write_word_tokenizer
+    from dataset_diffusion.word_tokenizers import write_word_tokenizer
+    from dataset_diffusion.tokens import map_positions
     from dataset_diffusion.generate import read_items
     from dataset_diffusion.cli import generate_main
     found = {}
@@ -57,7 +58,7 @@ def test_rows_feed_generation(tmp_path):
         write_jsonl(rows, tmp_path / "p.jsonl")
         words = {w for r in rows for w in r["class_prompt"].split()} - {"baseball"}  # "baseball" stays "base|ball": a class of several tokens
         tok = write_word_tokenizer(words, tmp_path / f.stem)
-        items, rejects = read_items(tmp_path / "p.jsonl", names, tok)
+        items, rejects = read_items(tmp_path / "p.jsonl", names, lambda p, cp, classes: map_positions(tok, p, cp, classes, "class_prompt"))
         assert len(items) == 20 and not rejects
         found[f] = {it["id"]: it for it in items}
     assert found[VOC]["4"]["positions"] == [[2], [3], [4, 5]]  # "person person sofa tv monitor": person read at its last mention
