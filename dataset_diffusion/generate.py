@@ -98,7 +98,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 @dataclass
 class GenerateParams:
     "Every setting that shapes the generated files; saved in run.json and compared when a run resumes."
-    model:str = "shapes"             # `shapes` (shipped), `tiny` (`tiny-sdxl`, `tiny-sd3`, `tiny-flux`), `random:<arch>`, a local folder or a hub id (SD 1/2, SDXL, SD 3, FLUX)
+    model:str = "shapes"             # a shipped Shapes model (`shapes`, `shapes-sd3`, `shapes-flux`), a tiny random one (`tiny`, `tiny-sdxl`, ... `tiny-zimage`), `random:<arch>`, a local folder or a hub id of the eight families
     classes:str = "auto"             # class vocabulary: "voc", "coco", "shapes", a file of names, or "auto" (shapes for the Shapes model, else voc)
     steps:int = 100                  # denoising steps (the reference: 100)
     guidance:float = 7.5             # classifier-free guidance scale

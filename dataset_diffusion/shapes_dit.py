@@ -184,7 +184,7 @@ def _img_ids(h:int, w:int) -> torch.Tensor:
     ids[..., 1] += torch.arange(h)[:, None]; ids[..., 2] += torch.arange(w)[None, :]
     return ids.reshape(h * w, 3)
 
-# %% ../nbs/16a_shapes_dit.ipynb #3d054b78
+# %% ../nbs/16a_shapes_dit.ipynb #cff08f9f
 def dit_loss(
     family:str,      # "sd3" or "flux"
     pipe,            # the pipeline being trained (its text encoders encode the prompts)
@@ -193,6 +193,7 @@ def dit_loss(
     prompts,         # B prompts
     rng,             # numpy generator of times, noise and guidance scales
     guidance_range=(1.0, 9.0),  # FLUX: the guidance scales drawn
+    pooled_dropout:float=0.0,   # share of the rows whose pooled CLIP vector is the empty prompt's (the text tokens must carry the prompt)
 ) -> torch.Tensor:
     "One batch's loss: the transformer's velocity against the teacher's (FLUX: the teacher's guided velocity at a random scale)."
     n, dev = len(x0), x0.device
@@ -208,7 +209,11 @@ def dit_loss(
     g = torch.from_numpy(rng.uniform(*guidance_range, n)).float().to(dev)
     vc, vu = teacher.velocity(torch.cat([xt, xt]), torch.cat([sigma, sigma]), teacher.embed(prompts + [""] * n)).chunk(2)
     v = torch.where(taught, vu + g.view(-1, 1, 1, 1) * (vc - vu), plain)
-    with torch.no_grad(): pe, pooled, txt_ids = pipe.encode_prompt(prompts, None, device=dev, max_sequence_length=L)
+    with torch.no_grad():
+        pe, pooled, txt_ids = pipe.encode_prompt(prompts, None, device=dev, max_sequence_length=L)
+        empty = pipe.encode_prompt([""], None, device=dev, max_sequence_length=L)[1]
+    drop = torch.from_numpy(rng.random(n) < pooled_dropout).to(dev).view(-1, 1)
+    pooled = torch.where(drop, empty, pooled)
     pred = pipe.transformer(_pack(xt), encoder_hidden_states=pe, pooled_projections=pooled, timestep=sigma, guidance=g,
                             img_ids=_img_ids(x0.shape[-2] // 2, x0.shape[-1] // 2).to(dev), txt_ids=txt_ids).sample
     return F.mse_loss(pred, _pack(v))
@@ -231,7 +236,22 @@ def _scene_latents(base, images:np.ndarray, path:Path, device) -> torch.Tensor:
         _save_state(lat, path)
     return load_checkpoint(path, "latents")
 
-# %% ../nbs/16a_shapes_dit.ipynb #b3ab565e
+# %% ../nbs/16a_shapes_dit.ipynb #6b705d25
+def _start_state(den, opt, st_path:Path, init_from, device, fresh:dict) -> tuple:
+    "The run's state and averaged weights: resumed from `st_path`; or continued from a saved pipeline (`init_from`: its averaged weights as live and averaged weights, a fresh optimiser, its log going on); or `fresh`."
+    if st_path.exists():
+        st = load_checkpoint(st_path, "training state")
+        den.load_state_dict(st.pop("weights")); opt.load_state_dict(st.pop("opt"))
+        return st, [a.to(device) for a in st.pop("avg")]
+    if init_from is not None:
+        saved = type(den).from_pretrained(str(Path(init_from) / "transformer"), **dtype_kwarg(torch.float32))
+        den.load_state_dict(saved.state_dict())
+        log = json.loads((Path(init_from) / "train_log.json").read_text())
+        fresh.update(step=log["step"], losses=log["losses"], evals=log["evals"], seconds=log.get("seconds", 0.0),
+                     changes=log.get("changes", []) + [dict(step=log["step"], continued=f"from {init_from}: its averaged weights, a fresh optimiser")])
+    return fresh, [p.detach().clone() for p in den.parameters()]
+
+# %% ../nbs/16a_shapes_dit.ipynb #512061e1
 def train_shapes_dit(
     family:str,             # "sd3" or "flux"
     out,                    # run folder (state.pt); its parent holds the shared scenes, latents and the T5 run (t5/)
@@ -248,6 +268,7 @@ def train_shapes_dit(
     eval_every:int=1000,    # steps between callbacks
     lr_schedule=None,       # lr_schedule(step) -> learning rate; None: `lr`
     init_from=None,         # a saved Shapes transformer pipeline (e.g. `shipped_model_dir()/"sd3"`) that a new run in `out` continues from
+    pooled_dropout:float=0.0,  # FLUX: share of the rows trained with the empty prompt's pooled CLIP vector (`dit_loss`)
 ):                          # (pipeline with the averaged weights, state)
     "Distil the shipped Shapes UNet into a Shapes transformer of `family`, or continue a saved one (`init_from`); resumable in `out`."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -263,18 +284,12 @@ def train_shapes_dit(
     den = pipe.transformer
     params = list(den.parameters())
     opt = torch.optim.AdamW(params, lr, weight_decay=1e-2)
-    st_path, avg = out / "state.pt", [p.detach().clone() for p in params]
-    st = dict(step=0, losses=[], evals=[], family=family, lr=lr, batch_size=batch_size, ema=ema, seed=seed)
-    if st_path.exists():
-        st = load_checkpoint(st_path, "training state")
-        den.load_state_dict(st.pop("weights")); opt.load_state_dict(st.pop("opt")); avg = [a.to(device) for a in st.pop("avg")]
-    elif init_from is not None:   # the saved (averaged) weights as live and averaged weights, a fresh optimiser; the log goes on
-        saved = type(den).from_pretrained(str(Path(init_from) / "transformer"), **dtype_kwarg(torch.float32))
-        den.load_state_dict(saved.state_dict()); avg = [p.detach().clone() for p in den.parameters()]
-        log = json.loads((Path(init_from) / "train_log.json").read_text())
-        st.update(step=log["step"], losses=log["losses"], evals=log["evals"], seconds=log.get("seconds", 0.0),
-                  changes=log.get("changes", []) + [dict(step=log["step"], continued=f"from {init_from}: its averaged weights, a fresh optimiser")])
+    st_path = out / "state.pt"
+    st, avg = _start_state(den, opt, st_path, init_from, device,
+                           dict(step=0, losses=[], evals=[], family=family, lr=lr, batch_size=batch_size, ema=ema, seed=seed))
     rng = np.random.default_rng([seed, 17, st["step"]])
+    if st.get("pooled_dropout", 0.0) != pooled_dropout:
+        st.setdefault("changes", []).append(dict(step=st["step"], pooled_dropout=pooled_dropout)); st["pooled_dropout"] = pooled_dropout
     save = lambda: _save_state(dict(st, weights=den.state_dict(), opt=opt.state_dict(), avg=[a.cpu() for a in avg]), st_path)
     den.train()
     bar, t0 = tqdm(range(st["step"], steps), desc=f"shapes-{family}", mininterval=30), time.time()
@@ -282,7 +297,7 @@ def train_shapes_dit(
         for g in opt.param_groups: g["lr"] = (lr_schedule(step) if lr_schedule else lr) * min(1, (step + 1) / 200)
         idx = rng.integers(0, len(meta), batch_size)
         prompts = [training_prompt(meta[j]["caption"], meta[j]["labels"], rng) for j in idx]
-        loss = dit_loss(family, pipe, teacher, lat[idx].to(device), prompts, rng)
+        loss = dit_loss(family, pipe, teacher, lat[idx].to(device), prompts, rng, pooled_dropout=pooled_dropout)
         opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
         with torch.no_grad():
             for a, p in zip(avg, params): a.lerp_(p.detach(), 1 - ema)

@@ -5,8 +5,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = sorted((ROOT / "nbs").glob("[0-9]*.ipynb"))
-UTILITIES = {"00_vocab", "01_fileio", "05_voc", "08_prompts", "09_tokens", "12_runs", "12a_records", "19_cli"}
-"Notebooks of plumbing, files and text (vocabularies, file formats, prompt rows, token positions, run records, the command line), whose results are printed values and tables rather than figures."
+UTILITIES = {"00_vocab", "01_fileio", "05_voc", "06_families", "06a_tokenizers", "08_prompts", "09_tokens", "12_runs", "12a_records", "19_cli"}
+"Notebooks of plumbing, files and text (vocabularies, file formats, the family table, tokenizers, prompt rows, token positions, run records, the command line), whose results are printed values and tables rather than figures."
 WIDGET = ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json")
 
 def _cells(nb): return json.loads(nb.read_text())["cells"]

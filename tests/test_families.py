@@ -8,17 +8,14 @@ from dataset_diffusion.joint_layers import default_blocks, joint_layers, pool_se
 from dataset_diffusion.joint_attention import JointAttentionCapture, generate_with_joint_attention
 from dataset_diffusion.capture import generate_with_capture
 from dataset_diffusion.refine import attention_mask
+from attention_helpers import hook_inputs, split_heads
 
 PROMPTS = ["a man riding a horse; man horse", "a fire hydrant near an aeroplane; hydrant aeroplane"]
 KW = dict(height=64, width=64, num_inference_steps=2, max_sequence_length=32, output_type="pt")
 TRUE_CFG = dict(negative_prompt=["a blurry photo"] * 2, true_cfg_scale=2.0)
 gen = lambda: torch.Generator().manual_seed(0)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def sd3(): return load_pipeline("tiny-sd3")
@@ -30,13 +27,6 @@ def flux(): return load_pipeline("tiny-flux")
 def sdxl(): return load_pipeline("tiny-sdxl")
 
 # an explicit joint softmax, recomputed in float64 from the attention module's hooked inputs, independently of the capture
-def hook_inputs(module):
-    "Record the inputs of every call of `module`; returns (calls, handle)."
-    calls = []
-    def hook(mod, args, kwargs): calls.append({**dict(zip(("hidden_states", "encoder_hidden_states"), args)), **kwargs})
-    return calls, module.register_forward_pre_hook(hook, with_kwargs=True)
-
-def _heads(x, heads): return x.double().unflatten(-1, (heads, -1)).transpose(1, 2)
 def _norm(norm, x): return x if norm is None else norm(x.float()).double()
 
 def _rope(x, rope):
@@ -47,17 +37,17 @@ def _rope(x, rope):
 def sd3_qk(attn, call):
     "Joint q, k ([image; text], float64) of an SD 3 call, and the image token count."
     hs, ehs, h = call["hidden_states"], call["encoder_hidden_states"], attn.heads
-    q = torch.cat([_norm(attn.norm_q, _heads(attn.to_q(hs), h)), _norm(attn.norm_added_q, _heads(attn.add_q_proj(ehs), h))], 2)
-    k = torch.cat([_norm(attn.norm_k, _heads(attn.to_k(hs), h)), _norm(attn.norm_added_k, _heads(attn.add_k_proj(ehs), h))], 2)
+    q = torch.cat([_norm(attn.norm_q, split_heads(attn.to_q(hs), h)), _norm(attn.norm_added_q, split_heads(attn.add_q_proj(ehs), h))], 2)
+    k = torch.cat([_norm(attn.norm_k, split_heads(attn.to_k(hs), h)), _norm(attn.norm_added_k, split_heads(attn.add_k_proj(ehs), h))], 2)
     return q, k, hs.shape[1]
 
 def flux_qk(attn, call):
     "Joint q, k ([text; image], rotary applied, float64) of a FLUX double- or single-stream call."
     hs, ehs, h = call["hidden_states"], call.get("encoder_hidden_states"), attn.heads
-    q, k = _norm(attn.norm_q, _heads(attn.to_q(hs), h)), _norm(attn.norm_k, _heads(attn.to_k(hs), h))
+    q, k = _norm(attn.norm_q, split_heads(attn.to_q(hs), h)), _norm(attn.norm_k, split_heads(attn.to_k(hs), h))
     if ehs is not None:
-        q = torch.cat([_norm(attn.norm_added_q, _heads(attn.add_q_proj(ehs), h)), q], 2)
-        k = torch.cat([_norm(attn.norm_added_k, _heads(attn.add_k_proj(ehs), h)), k], 2)
+        q = torch.cat([_norm(attn.norm_added_q, split_heads(attn.add_q_proj(ehs), h)), q], 2)
+        k = torch.cat([_norm(attn.norm_added_k, split_heads(attn.add_k_proj(ehs), h)), k], 2)
     return _rope(q, call["image_rotary_emb"]), _rope(k, call["image_rotary_emb"])
 
 def joint_blocks(q, k, img, txt, rows):
@@ -145,7 +135,7 @@ def test_sd3_class_prompt_and_bad_blocks_refused(sd3):
 def test_flux_layers(flux):
     layers = joint_layers(flux.transformer)
     assert [(l.index, l.kind) for l in layers] == [(0, "joint"), (1, "joint"), (2, "single"), (3, "single")]
-    assert layers[2].name == "single_transformer_blocks.0.attn.processor" and default_blocks(flux.transformer) == range(1, 2)
+    assert layers[2].name == "single_transformer_blocks.0.attn.processor" and default_blocks(flux.transformer) == range(0, 2)
 
 @pytest.mark.parametrize("extra", [{}, TRUE_CFG], ids=["distilled", "true_cfg"])
 def test_flux_image_unchanged_bit_for_bit(flux, extra):

@@ -8,29 +8,19 @@ from dataset_diffusion.models import load_pipeline
 from dataset_diffusion.tokens import render, sequence_positions
 from dataset_diffusion.joint_layers import joint_layers
 from dataset_diffusion.joint_attention import JointAttentionCapture, generate_with_joint_attention
+from attention_helpers import hook_inputs, split_heads
 
 NEW = ("tiny-flux2", "tiny-flux2-klein", "tiny-qwenimage", "tiny-zimage")
 PROMPTS = ["a man riding a horse; man horse", "a red car near a blue boat; car boat"]
 KW = dict(height=64, width=64, num_inference_steps=2, max_sequence_length=32, output_type="pt")
 gen = lambda: torch.Generator().manual_seed(0)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module", params=NEW)
 def pipe(request): return load_pipeline(request.param)
 
-def hook_inputs(module):
-    "Record the keyword inputs of every call of `module`; returns (calls, handle)."
-    calls = []
-    def hook(mod, args, kwargs): calls.append({**dict(zip(("hidden_states", "encoder_hidden_states"), args)), **kwargs})
-    return calls, module.register_forward_pre_hook(hook, with_kwargs=True)
-
 # the joint q and k of each kind of layer, recomputed in float64 from the module's weights and inputs (layout (batch, heads, tokens, head_dim))
-def _h(x, heads): return x.double().unflatten(-1, (heads, -1)).transpose(1, 2)
 def _n(norm, x): return x if norm is None else norm(x.transpose(1, 2).float()).transpose(1, 2).double()
 def _pairs(x, cos, sin):
     "Rotate consecutive pairs (x0, x1) of the last dimension by the angles whose cosines and sines `cos`, `sin` (tokens, head_dim) hold."
@@ -47,19 +37,19 @@ def joint_qk(attn, call):
     hs, ehs, h = call["hidden_states"], call.get("encoder_hidden_states"), attn.heads
     if isinstance(attn, Flux2ParallelSelfAttention):
         qkv = attn.to_qkv_mlp_proj(hs)[..., :3 * attn.inner_dim]
-        q, k = (_n(nm, _h(x, h)) for nm, x in zip((attn.norm_q, attn.norm_k), qkv.chunk(3, -1)[:2]))
+        q, k = (_n(nm, split_heads(x, h)) for nm, x in zip((attn.norm_q, attn.norm_k), qkv.chunk(3, -1)[:2]))
         return _pairs(q, *call["image_rotary_emb"]), _pairs(k, *call["image_rotary_emb"])
     if isinstance(attn, Flux2Attention):
-        q = torch.cat([_n(attn.norm_added_q, _h(attn.add_q_proj(ehs), h)), _n(attn.norm_q, _h(attn.to_q(hs), h))], 2)
-        k = torch.cat([_n(attn.norm_added_k, _h(attn.add_k_proj(ehs), h)), _n(attn.norm_k, _h(attn.to_k(hs), h))], 2)
+        q = torch.cat([_n(attn.norm_added_q, split_heads(attn.add_q_proj(ehs), h)), _n(attn.norm_q, split_heads(attn.to_q(hs), h))], 2)
+        k = torch.cat([_n(attn.norm_added_k, split_heads(attn.add_k_proj(ehs), h)), _n(attn.norm_k, split_heads(attn.to_k(hs), h))], 2)
         return _pairs(q, *call["image_rotary_emb"]), _pairs(k, *call["image_rotary_emb"])
     if ehs is not None:   # Qwen-Image: [text; image], complex rotary per stream
         img_f, txt_f = call["image_rotary_emb"]
-        q = torch.cat([_complex(_n(attn.norm_added_q, _h(attn.add_q_proj(ehs), h)), txt_f), _complex(_n(attn.norm_q, _h(attn.to_q(hs), h)), img_f)], 2)
-        k = torch.cat([_complex(_n(attn.norm_added_k, _h(attn.add_k_proj(ehs), h)), txt_f), _complex(_n(attn.norm_k, _h(attn.to_k(hs), h)), img_f)], 2)
+        q = torch.cat([_complex(_n(attn.norm_added_q, split_heads(attn.add_q_proj(ehs), h)), txt_f), _complex(_n(attn.norm_q, split_heads(attn.to_q(hs), h)), img_f)], 2)
+        k = torch.cat([_complex(_n(attn.norm_added_k, split_heads(attn.add_k_proj(ehs), h)), txt_f), _complex(_n(attn.norm_k, split_heads(attn.to_k(hs), h)), img_f)], 2)
         return q, k
     f = call["freqs_cis"]   # Z-Image: one stream, per-item complex rotary
-    return _complex(_n(attn.norm_q, _h(attn.to_q(hs), h)), f), _complex(_n(attn.norm_k, _h(attn.to_k(hs), h)), f)
+    return _complex(_n(attn.norm_q, split_heads(attn.to_q(hs), h)), f), _complex(_n(attn.norm_k, split_heads(attn.to_k(hs), h)), f)
 
 def key_mask(attn, call, batch):
     "The boolean key mask of the call (Qwen-Image's text mask, Z-Image's batch padding), or None."

@@ -8,12 +8,12 @@ NBS = sorted(p for p in (ROOT / "nbs").glob("[0-9]*.ipynb"))
 SMALL = {"03_metrics": dict(n_random=40), "10_attention": dict(steps=4, n_score=8), "11_refine": dict(steps=4),
          "08a_captions": dict(n_images=4, batch_size=2), "13_generate": dict(n_items=4, shapes_steps=4), "14_data": dict(n_show=2),
          "15_segmenter": dict(n_train=40, n_test=12, iters=20), "15a_self_training": dict(n_train=40, n_test=12, iters=20),
-         "18_shapes_eval": dict(n_eval=4, eval_steps=4),
+         "18_shapes_eval": dict(n_eval=4, eval_steps=4), "18a_shapes_dit_eval": dict(n_eval=4, eval_steps=4),
          "20_reproduce": dict(n_train=8, n_test=6, steps=3, seg_iters=6, seg_batch=2),
          "21_ablations": dict(n_train=4, n_test=4, steps=2, gen_batch=4, seg_iters=2, seg_batch=2, taus=[0, 4], tau_segmenter=False)}
 "Parameters that make each notebook's papermill run small; notebooks not listed run with their own parameters."
-PARAMETERISED = set(SMALL) | {"06_models", "07_shapes_world", "08_prompts", "10b_joint_attention", "10c_capture", "16_shapes_model",
-                               "17_shapes_check", "19_cli"}
+PARAMETERISED = set(SMALL) | {"06b_models", "07_shapes_world", "08_prompts", "10b_joint_attention", "10c_capture", "16_shapes_model",
+                               "16a_shapes_dit", "17_shapes_check", "19_cli"}
 
 CELL_TIMEOUT = 300
 "Seconds a cell may take: with small parameters none takes a minute, and a cell that creates ipywidgets now and then never returns under nbclient (jupyter/nbclient#312, open)."
