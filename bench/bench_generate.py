@@ -263,7 +263,7 @@ def run_arch(a, arch, argv) -> dict:
         print(f"\n{arch}: paired timing only" if "paired" in res else f"\n{arch}: nothing measured")
     else:
         first, mem = res[ways[0]], "cuda_peak_mib" if a.device.startswith("cuda") else "peak_rss_mib"
-        print(f"\n{arch} ({first['family']}, denoiser {first['params_b']:.2f}B parameters), random weights, {a.device} {a.dtype}, {first['size']} px, "
+        print(f"\n{arch} ({first['family']}, denoiser {first['params_b']:.2f}B parameters), {'shipped weights' if arch.startswith('shapes') else 'random weights'}, {a.device} {a.dtype}, {first['size']} px, "
               f"{a.steps} steps, batch {a.batch_size}, guidance {first['guidance']:g}, median of {a.repeats} after a warm-up, {first['threads']} thread(s); "
               f"masks from cross {first['cross_res']} / self {first['self_res']}" + (f", blocks {first['blocks']}" if first["blocks"] else "")
               + f", class maps {first['class_maps']}" + (", random prompt embeddings at fixed class positions" if first["embeds"] else ""))
