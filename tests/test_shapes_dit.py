@@ -44,7 +44,7 @@ def dd_generate(model: str, prompts: Path, out: Path) -> float:
     r = subprocess.run([sys.executable, "-m", "dataset_diffusion.cli", "generate", "--prompts", str(prompts), "--out", str(out),
                         "--model", model, "--steps", str(STEPS), "--batch-size", "6", "--no-progress"], env=ENV, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
-    rows = {json.loads(l)["id"]: json.loads(l) for l in prompts.read_text().splitlines()}
+    rows = {r["id"]: r for r in map(json.loads, prompts.read_text().splitlines())}
     ids = (out / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
     assert len(ids) == N
     return score((np.asarray(Image.open(out / "JPEGImages" / f"{i}.jpg").convert("RGB")), rows[i]["caption"],
@@ -66,7 +66,8 @@ def controls(model: str, prompts: Path) -> dict:
         cross, sa = cap.cross_attention(p.cross_res[0], p.class_maps), cap.self_attention(p.self_res)
         pairs = []
         for j, it in enumerate(items):
-            r = item_result(out.images[j], [read(it, cross[j])[1]], sa[j], read(it, cross[j])[0], p)
+            it2, c = read(it, cross[j])
+            r = item_result(out.images[j], [c], sa[j], it2, p)
             pairs.append((r["image"], it["caption"], r["mask"]))
         return score(pairs)
     shift = lambda it, c: (dict(it, positions=[[q + 1 for q in ps] for ps in it["positions"]]), c)
